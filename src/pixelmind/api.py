@@ -1,0 +1,290 @@
+"""The Python API: one :class:`Model` to train, validate, predict, export and serve, for every task.
+
+Example:
+    >>> from pixelmind import Model
+    >>> m = Model("pm_cnn_t", task="classify")
+    >>> metrics = m.train(data="digits", epochs=1, imgsz=16, project=tmp_project)  # doctest: +SKIP
+    >>> m.predict("digit.png")[0]["label"]                                          # doctest: +SKIP
+    '3'
+    >>> Model.load("runs/classify/exp/weights/best.safetensors").export("onnx")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelmind.config import TrainConfig, load_yaml, make_config
+from pixelmind.engine import checkpoint as ckpt
+from pixelmind.errors import ConfigError, DataError, PixelmindError, WeightsError
+from pixelmind.tasks import get_task
+from pixelmind.tasks.base import Meta
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+class Model:
+    """A model of one task: built from a name to train, or loaded from weights to use.
+
+    Args:
+        model: a registered model name or any timm model name; ``None`` takes the task default.
+        task: one of classify, detect, segment, generate, enhance, compress.
+    """
+
+    def __init__(self, model: str | None = None, task: str = "classify") -> None:
+        self.task = get_task(task)
+        self.model_name = model
+        self.net: torch.nn.Module | None = None
+        self.meta: Meta | None = None
+        self.config: dict[str, Any] = {}
+        self.weights_path: Path | None = None
+        self.run_dir: Path | None = None
+        self.load_messages: list[str] = []
+
+    def __repr__(self) -> str:
+        where = f", weights={str(self.weights_path)!r}" if self.weights_path else ""
+        return f"Model({self.model_name!r}, task={self.task.name!r}{where})"
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Model:
+        """Load ``.safetensors`` (pixelmind weights), ``.onnx`` or ``.torchscript``/``.pt`` exports."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".onnx":
+            from pixelmind.export.onnx import OnnxModule
+
+            net = OnnxModule(path)
+            meta, config = net.meta, {}
+        elif suffix in (".torchscript", ".ts"):
+            from pixelmind.export.onnx import TorchScriptModule
+
+            net = TorchScriptModule(path)
+            meta, config = net.meta, {}
+        else:
+            import json
+
+            state, meta, raw = ckpt.load_weights(path)
+            config = json.loads(raw.get("config", "{}"))
+            task = get_task(meta.task)
+            net = task.build_model(TrainConfig(task=meta.task, data=config.get("data", "?")), meta)
+            try:
+                net.load_state_dict(state)
+            except RuntimeError as err:
+                raise WeightsError(f"{path}: weights do not fit model {meta.model!r} ({str(err).splitlines()[0][:160]})") from None
+        m = cls(meta.model, task=meta.task)
+        m.net, m.meta, m.config, m.weights_path = net.eval().to(device), meta, config, path
+        return m
+
+    def _require_net(self) -> torch.nn.Module:
+        if self.net is None or self.meta is None:
+            raise PixelmindError("this model has no weights yet: train it or use Model.load(path)")
+        return self.net
+
+    # -- training --------------------------------------------------------------------------
+    def train(
+        self,
+        data: str | None = None,
+        config: str | Path | dict | None = None,
+        resume: str | Path | None = None,
+        console=None,
+        **overrides: Any,
+    ) -> dict[str, float]:
+        """Train and leave a run directory; returns the best weights' validation metrics.
+
+        Args:
+            data: a data set path or a built-in name (e.g. ``"digits"``).
+            config: a YAML file or dict of :class:`~pixelmind.config.TrainConfig` fields.
+            resume: a run directory or its ``weights/last.safetensors`` to continue.
+            overrides: any TrainConfig field (``epochs=5``, ``lr=1e-3`` ...).
+        """
+        from pixelmind.engine.trainer import Trainer
+
+        resume_path = _resolve_resume(resume) if resume else None
+        if resume_path is not None:
+            import json
+
+            _, meta, raw = ckpt.load_weights(resume_path)
+            base = json.loads(raw["config"])
+            cfg = make_config(base, **{k: v for k, v in overrides.items() if k in ("epochs", "device", "workers")})
+        else:
+            base = load_yaml(config) if isinstance(config, (str, Path)) else dict(config or {})
+            base.setdefault("task", self.task.name)
+            if base["task"] != self.task.name:
+                raise ConfigError(f"task: config says {base['task']!r} but the model is for {self.task.name!r}")
+            cfg = make_config(base, data=data, model=self.model_name, **overrides).filled(self.task.defaults)
+            meta = None
+        bundle = self.task.load_data(cfg, meta)
+        if meta is None:
+            meta = Meta(task=self.task.name, model=cfg.model, class_names=bundle.class_names, imgsz=cfg.imgsz,
+                        extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction})  # fmt: skip
+        net = self.task.build_model(cfg, meta)
+        if cfg.weights and resume_path is None:
+            self.load_messages = ckpt.load_state_into(net, cfg.weights)
+            for msg in self.load_messages:
+                (console.print if console else print)(msg)
+        trainer = Trainer(self.task, cfg, meta, net, bundle, resume_from=resume_path, console=console)
+        metrics = trainer.fit()
+        self.run_dir = trainer.run_dir
+        best = trainer.run_dir / "weights" / "best.safetensors"
+        if trainer.is_main and best.exists():
+            loaded = Model.load(best)
+            self.net, self.meta, self.config, self.weights_path = loaded.net, loaded.meta, loaded.config, best
+        self.model_name = cfg.model
+        return metrics
+
+    # -- evaluation ------------------------------------------------------------------------
+    def val(self, data: str | None = None, batch: int = 64, workers: int = 0, plots_dir: str | Path | None = None, **overrides: Any) -> dict[str, float]:
+        """Evaluate on a data set's validation split (default: the one the model was trained on)."""
+        from pixelmind.engine.trainer import make_loader
+
+        net, meta = self._require_net(), self.meta
+        data = data or self.config.get("data")
+        if not data:
+            raise ConfigError("data: give --data (the weights do not name their training data)")
+        cfg = make_config(
+            {"task": meta.task, "data": data, "model": meta.model, "imgsz": meta.imgsz, "batch": batch, "workers": workers,
+             "seed": meta.extra.get("seed", 0), "val_fraction": meta.extra.get("val_fraction", 0.2), "augment": "none"},
+            **overrides,
+        )  # fmt: skip
+        bundle = self.task.load_data(cfg, meta)
+        loader = make_loader(bundle.val, self.task, cfg, train=False, pin=False)
+        evaluator = self.task.evaluator(meta)
+        device = model_device(net)
+        skipped = 0
+        with torch.inference_mode():
+            for batch_, bad in loader:
+                skipped += len(bad)
+                if batch_ is None:
+                    continue
+                from accelerate.utils import send_to_device
+
+                preds, targets = self.task.validation_step(net.eval(), send_to_device(batch_, device))
+                evaluator.update(preds, targets)
+        metrics = evaluator.compute()
+        if not metrics:
+            raise DataError(f"{data}: no readable validation images")
+        metrics["samples"] = float(len(bundle.val) - skipped)
+        if skipped:
+            metrics["skipped"] = float(skipped)
+        if plots_dir:
+            evaluator.plots(Path(plots_dir))
+        return metrics
+
+    # -- inference -------------------------------------------------------------------------
+    def predict_iter(
+        self, source: Any, batch: int = 32, save_dir: str | Path | None = None, max_pixels: int = 100_000_000, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Stream one JSON-safe dict per image (``error`` instead of a result for unreadable files)."""
+        from PIL import Image
+
+        from pixelmind.data.decode import ImageDecodeError, load_image
+        from pixelmind.data.sources import iter_sources
+
+        net, meta = self._require_net(), self.meta
+        if isinstance(source, Image.Image) or (isinstance(source, (list, tuple)) and source and isinstance(source[0], Image.Image)):
+            images = [source] if isinstance(source, Image.Image) else list(source)
+            items: Iterator = ((f"<image {i}>", im) for i, im in enumerate(images))
+        else:
+            def decode(paths):
+                for p in paths:
+                    try:
+                        yield str(p), load_image(p, max_pixels)
+                    except ImageDecodeError as err:
+                        yield str(p), err
+
+            items = decode(iter_sources(source))
+        if save_dir is not None:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+        while chunk := list(itertools.islice(items, batch)):
+            good = [(name, im) for name, im in chunk if not isinstance(im, Exception)]
+            results = iter(self.task.predict(net, [im for _, im in good], meta, **options) if good else [])
+            for name, im in chunk:
+                if isinstance(im, Exception):
+                    yield {"source": name, "error": str(im)}
+                    continue
+                result = next(results)
+                out = {"source": name, **result.to_dict()}
+                if save_dir is not None:
+                    target = Path(save_dir) / (Path(name).stem + ".jpg" if not name.startswith("<") else f"image{len(out)}.jpg")
+                    result.render(im).save(target, quality=92)
+                    out["saved"] = str(target)
+                yield out
+
+    def predict(self, source: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """Predict on a file, folder, glob, list of paths, or PIL image(s); see :meth:`predict_iter`."""
+        return list(self.predict_iter(source, **kwargs))
+
+    # -- export ----------------------------------------------------------------------------
+    def export(self, format: str = "onnx", path: str | Path | None = None, data: str | None = None,
+               tolerance: float = 1e-3, samples: int = 64) -> tuple[Path, float]:  # fmt: skip
+        """Export to ``onnx`` or ``torchscript`` and check parity on real validation images.
+
+        Returns:
+            (path, max |difference| of the outputs against PyTorch). Raises if above ``tolerance``.
+        """
+        from pixelmind.export.onnx import OnnxModule, TorchScriptModule, export_onnx, export_torchscript, max_abs_diff
+
+        net, meta = self._require_net(), self.meta
+        if isinstance(net, (OnnxModule, TorchScriptModule)):
+            raise PixelmindError("export needs PyTorch weights (.safetensors), not an exported model")
+        if format not in ("onnx", "torchscript"):
+            raise ConfigError(f"format: must be onnx or torchscript (got {format!r})")
+        base = self.weights_path.with_suffix("") if self.weights_path else Path(meta.model)
+        path = Path(path) if path else base.with_suffix(".onnx" if format == "onnx" else ".torchscript")
+        net = net.eval().cpu()
+        if format == "onnx":
+            export_onnx(net, meta, path)
+            exported: torch.nn.Module = OnnxModule(path)
+        else:
+            export_torchscript(net, meta, path)
+            exported = TorchScriptModule(path)
+        inputs = self._parity_inputs(data, samples)
+        diff = max_abs_diff(net, exported, inputs)
+        if diff > tolerance:
+            raise PixelmindError(f"{path}: parity check failed: max |difference| {diff:.3g} > tolerance {tolerance:g}")
+        return path, diff
+
+    def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor:
+        """Real validation images when the training data is reachable, else seeded noise."""
+        meta = self.meta
+        try:
+            cfg = make_config({"task": meta.task, "data": data or self.config.get("data", ""), "imgsz": meta.imgsz,
+                               "seed": meta.extra.get("seed", 0), "augment": "none", "batch": 1})  # fmt: skip
+            val = self.task.load_data(cfg, meta).val
+            xs = []
+            for i in range(min(samples, len(val))):
+                item = val[i]
+                if isinstance(item, tuple):
+                    xs.append(item[0])
+            if xs:
+                return torch.stack(xs)
+        except PixelmindError:
+            pass
+        g = torch.Generator().manual_seed(0)
+        return torch.randn(8, 3, meta.imgsz, meta.imgsz, generator=g)
+
+    def info(self) -> dict[str, Any]:
+        net, meta = self._require_net(), self.meta
+        return {
+            "task": meta.task, "model": meta.model, "classes": meta.class_names, "imgsz": meta.imgsz,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "weights": str(self.weights_path) if self.weights_path else None,
+            "sha256": ckpt.sha256_file(self.weights_path) if self.weights_path else None,
+        }  # fmt: skip
+
+
+def _resolve_resume(resume: str | Path) -> Path:
+    p = Path(resume)
+    if p.is_dir():
+        p = p / "weights" / "last.safetensors"
+    if not p.is_file():
+        raise ConfigError(f"resume: {p} not found (give a run directory or its weights/last.safetensors)")
+    return p

@@ -1,0 +1,128 @@
+"""Typed, validated training configs, loadable from YAML and overridable from the CLI.
+
+A wrong key or value raises :class:`~pixelmind.errors.ConfigError` with one line naming the
+field and what is allowed.
+
+Example:
+    >>> from pixelmind.config import TrainConfig
+    >>> cfg = TrainConfig(task="classify", data="digits", epochs=3)
+    >>> cfg.optimizer, cfg.epochs
+    ('adamw', 3)
+    >>> TrainConfig(task="classify", data="digits", optimizer="adam")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    pixelmind.errors.ConfigError: optimizer: Input should be 'adamw' or 'sgd' (got 'adam')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pixelmind.errors import ConfigError
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs; saved in config.yaml and in every checkpoint.
+
+    Fields left as ``None`` take the task's default recipe (see each task's ``defaults``).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    task: str = "classify"
+    data: str
+    model: str | None = Field(None, description="registered model name or any timm model name")
+    epochs: int | None = Field(None, ge=1)
+    imgsz: int | None = Field(None, ge=8, le=4096)
+    batch: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    weight_decay: float = Field(0.05, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    scheduler: Literal["cosine", "step", "constant"] = "cosine"
+    step_size: int = Field(10, ge=1, description="epochs between lr drops for the step schedule")
+    warmup_epochs: float = Field(1.0, ge=0)
+    grad_accum: int = Field(1, ge=1)
+    clip_grad: float | None = Field(None, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    ema: bool = False
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    patience: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
+    seed: int = 0
+    deterministic: bool = True
+    device: str = "auto"
+    workers: int = Field(2, ge=0)
+    name: str | None = None
+    project: str = "runs"
+    exist_ok: bool = False
+    pretrained: bool = False
+    weights: str | None = Field(None, description="local safetensors/.pth to start from")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    augment: Literal["none", "light", "trivial", "randaugment"] | None = None
+    mixup: float = Field(0.0, ge=0)
+    cutmix: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    calibrate: bool = False
+    max_pixels: int = Field(100_000_000, ge=1, description="larger images are refused (decompression bombs)")
+    limit: int | None = Field(None, ge=1, description="use at most this many training samples (quick tries)")
+
+    @model_validator(mode="after")
+    def _check_device(self) -> TrainConfig:
+        ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
+        if not ok:
+            raise ValueError(f"device: must be auto, cpu, cuda, cuda:N or mps (got {self.device!r})")
+        return self
+
+    def filled(self, defaults: dict[str, Any]) -> TrainConfig:
+        """A copy where every field left as None takes the value from ``defaults``."""
+        updates = {k: v for k, v in defaults.items() if getattr(self, k, None) is None}
+        return self.model_copy(update=updates)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem: ``field: message (got value)``."""
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(TrainConfig.model_fields)
+            parts.append(f"{field}: unknown key; allowed keys: {allowed}")
+        elif msg.startswith(f"{field}:"):
+            parts.append(msg)
+        else:
+            parts.append(f"{field}: {msg} (got {e.get('input')!r})")
+    return "; ".join(parts)
+
+
+def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """Build a TrainConfig from a dict (e.g. a YAML file) and overrides; None overrides are ignored.
+
+    Raises:
+        ConfigError: one line naming each bad field and what is allowed.
+    """
+    values = dict(base or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict; a missing file or bad YAML is a ConfigError."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
+    return data

@@ -1,0 +1,1 @@
+"""The generic training loop (Accelerate), checkpoints, run directories and reports."""

@@ -1,0 +1,62 @@
+"""Terminal output of a run: rich progress bars and one summary line per epoch, mirrored to train.log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RunLog:
+    """Prints to the terminal and appends the same plain lines to ``train.log``."""
+
+    def __init__(self, path: Path | None, console: Console | None = None, enabled: bool = True) -> None:
+        self.path = path
+        self.console = console or Console(stderr=False, highlight=False)
+        self.enabled = enabled
+
+    def info(self, text: str) -> None:
+        if not self.enabled:
+            return
+        self.console.print(text, markup=False)
+        if self.path is not None:
+            with self.path.open("a") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def epoch_line(self, row: dict[str, float], metric_key: str) -> None:
+        parts = [f"epoch {int(row['epoch'])}"]
+        for k, v in row.items():
+            if k.startswith(("train/", "val/")) and isinstance(v, float):
+                parts.append(f"{k} {v:.4f}")
+        parts += [f"lr {row['lr']:.3g}", f"{row['img_per_s']:.0f} img/s", f"{row['time_s']:.1f}s"]
+        self.info("  ".join(parts))
+
+
+class EpochProgress:
+    """One transient progress bar per epoch with loss and images/s."""
+
+    def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
+        self.enabled = enabled
+        self.progress = None
+        if enabled:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+            )  # fmt: skip
+
+    def start(self, description: str, total: int):
+        if not self.enabled:
+            return None
+        self.progress.start()
+        return self.progress.add_task(description, total=total, info="")
+
+    def advance(self, bar, completed: int, info: str) -> None:
+        if bar is not None:
+            self.progress.update(bar, completed=completed, info=info)
+
+    def stop(self, bar) -> None:
+        if bar is not None:
+            self.progress.remove_task(bar)
+            self.progress.stop()

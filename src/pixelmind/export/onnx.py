@@ -1,0 +1,112 @@
+"""ONNX export with dynamic batch, the meta in the model's metadata, and an onnxruntime backend.
+
+Example:
+    >>> import torch, tempfile, os
+    >>> from pixelmind.tasks.base import Meta
+    >>> meta = Meta(task="classify", model="m", class_names=["a", "b"], imgsz=8)
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.onnx")
+    >>> _ = export_onnx(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2)), meta, path)
+    >>> OnnxModule(path).meta.class_names
+    ['a', 'b']
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixelmind.errors import WeightsError
+from pixelmind.tasks.base import Meta
+
+OPSET = 18
+
+
+def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPSET) -> Path:
+    """Write ``model`` as ONNX with a dynamic batch axis and ``meta`` in its metadata_props."""
+    import onnx
+
+    path = Path(path)
+    model = model.eval().cpu()
+    dummy = torch.zeros(2, 3, meta.imgsz, meta.imgsz)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter warns about its own deprecation
+        torch.onnx.export(
+            model, (dummy,), str(path), input_names=["images"], output_names=["output"],
+            dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}}, opset_version=opset, dynamo=False,
+        )  # fmt: skip
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "pixelmind_meta", meta.to_json()
+    onnx.save(proto, str(path))
+    return path
+
+
+class OnnxModule(nn.Module):
+    """An onnxruntime session that behaves like the PyTorch model for predict: tensor in, tensor out."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"{path}: ONNX file not found")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001
+            raise WeightsError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0][:160]})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        if "pixelmind_meta" not in props:
+            raise WeightsError(f"{path}: ONNX model without pixelmind metadata; export it with `pixelmind export`")
+        self.meta = Meta.from_json(props["pixelmind_meta"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.detach().cpu().float().numpy())})
+        return torch.from_numpy(out[0])
+
+
+def export_torchscript(model: nn.Module, meta: Meta, path: str | Path) -> Path:
+    """Trace ``model`` to TorchScript; ``meta`` travels in the archive's extra files."""
+    path = Path(path)
+    model = model.eval().cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, torch.zeros(1, 3, meta.imgsz, meta.imgsz))
+        torch.jit.save(traced, str(path), _extra_files={"pixelmind_meta.json": meta.to_json()})
+    return path
+
+
+class TorchScriptModule(nn.Module):
+    """A TorchScript archive written by :func:`export_torchscript`, with its meta."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        extra = {"pixelmind_meta.json": ""}
+        try:
+            self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        except Exception as err:  # noqa: BLE001
+            raise WeightsError(f"{path}: not a loadable TorchScript archive ({str(err).splitlines()[0][:160]})") from None
+        if not extra["pixelmind_meta.json"]:
+            raise WeightsError(f"{path}: TorchScript archive without pixelmind metadata")
+        self.meta = Meta.from_json(extra["pixelmind_meta.json"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def max_abs_diff(reference: nn.Module, candidate: nn.Module, inputs: torch.Tensor, batch: int = 32) -> float:
+    """Largest |difference| of the outputs of two models over ``inputs`` (the parity check)."""
+    worst = 0.0
+    with torch.inference_mode():
+        for chunk in inputs.split(batch):
+            a, b = reference(chunk).float(), candidate(chunk).float()
+            worst = max(worst, (a - b).abs().max().item())
+    return worst

@@ -1,0 +1,1 @@
+"""Task metrics: thin wrappers over torchmetrics plus what it lacks."""

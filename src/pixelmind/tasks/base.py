@@ -1,0 +1,162 @@
+"""The task contract: the only thing the engine, CLI, API, server and export know about a task.
+
+A task is one object (a :class:`Task` subclass instance) with these members:
+
+* ``load_data(cfg) -> DataBundle``: train/val data sets of samples ``(image, target)``; the
+  target type is the task's own. Bad files are skipped and counted, never fatal mid-run.
+* ``build_model(cfg, meta) -> nn.Module`` from the task's model registry ``models``.
+* ``configure_optimizers(model, cfg, steps_per_epoch) -> list[(optimizer, scheduler)]``.
+* ``training_step(model, batch, step, optimizer_idx) -> dict[str, Tensor]`` with a ``"loss"``
+  key; the engine calls it once per optimizer, backpropagates ``loss`` and steps that
+  optimizer. Other keys are logged.
+* ``validation_step(model, batch) -> (preds, targets)``, fed to ``evaluator(meta).update``;
+  the evaluator's ``compute() -> dict[str, float]`` gives metrics, ``plots(dir)`` the figures.
+  ``primary_metric`` / ``metric_mode`` pick the best checkpoint and drive early stopping.
+* ``predict(model, images, meta) -> list[Result]``; a :class:`Result` has ``to_dict()``
+  (JSON-safe) and ``render(image) -> PIL.Image``.
+* ``preprocess(meta)``: PIL image -> input tensor, the same in training-time validation,
+  predict, export and serve; ``meta`` (:class:`Meta`) is stored in every weights file.
+
+How the six tasks fit without the engine knowing any of them:
+
+* **classify**: target = class index; batches are ``(images, labels)`` tensors.
+* **detect**: variable boxes per image. The target is a dict ``{"boxes": Tensor[N, 4],
+  "labels": Tensor[N]}`` (N may be 0) and the task's ``collate`` keeps a *list* of targets
+  next to the stacked images; the engine moves tensors to the device without looking
+  inside. ``validation_step`` returns lists of per-image dicts; the evaluator computes COCO
+  mAP. Results draw boxes.
+* **segment**: target = an index mask ``Tensor[H, W]`` (ignore index allowed); collate
+  stacks masks; predict returns masks resized to the original image; long images use
+  sliding-window inference inside ``predict``.
+* **generate** (GAN): ``configure_optimizers`` returns two (generator, discriminator)
+  optimizers; the engine calls ``training_step(..., optimizer_idx=0)`` then ``1`` on each
+  batch, each returning its own ``loss``. Diffusion uses one optimizer. The target is
+  ``None`` (or a class index for conditional models); the evaluator computes FID/KID from
+  samples it draws itself; predict takes parameters (n, class, seed) in ``images``' place.
+* **enhance**: the target is the clean image; the dataset degrades it on the fly and
+  returns ``(degraded, clean)``; metrics are PSNR/SSIM; results are images.
+* **compress**: target ``None``; the model returns reconstruction and likelihoods; the
+  loss is ``lambda * 255^2 * MSE + bpp`` with both terms logged. A post-training hook
+  (``finalize``) fixes the integer CDF tables stored with the weights; predict returns a
+  Result holding the real bitstream.
+
+Tasks may override ``collate`` and ``finalize``; nothing else in pixelmind branches on a
+task's name.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pixelmind.registry import Registry
+
+
+@dataclass
+class Meta:
+    """What a weights file must say so that it can be used alone: task, model, classes, preprocessing.
+
+    Example:
+        >>> m = Meta(task="classify", model="pm_cnn_s", class_names=["a", "b"], imgsz=32)
+        >>> Meta.from_json(m.to_json()) == m
+        True
+    """
+
+    task: str
+    model: str
+    class_names: list[str] = field(default_factory=list)
+    imgsz: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Meta:
+        data = json.loads(text)
+        data["mean"] = tuple(data["mean"])
+        data["std"] = tuple(data["std"])
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class DataBundle:
+    """A task's data: the train and val data sets plus what the report says about them."""
+
+    train: Any
+    val: Any
+    class_names: list[str]
+    summary: dict[str, Any] = field(default_factory=dict)
+    augment_ok: dict[str, bool] = field(default_factory=dict)
+
+
+class Evaluator(Protocol):
+    def update(self, preds: Any, targets: Any) -> None: ...
+    def compute(self) -> dict[str, float]: ...
+    def plots(self, out_dir: Path) -> list[Path]: ...
+
+
+class Result(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+    def render(self, image: Any) -> Any: ...
+
+
+class Task(ABC):
+    """Base class of the six tasks; see the module docstring for the contract."""
+
+    name: str
+    models: Registry
+    primary_metric: str
+    metric_mode: str = "max"
+    #: the default recipe: fills every TrainConfig field the user left as None.
+    defaults: dict[str, Any] = {}
+
+    @abstractmethod
+    def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle: ...
+
+    @abstractmethod
+    def build_model(self, cfg: Any, meta: Meta) -> Any: ...
+
+    def configure_optimizers(self, model: Any, cfg: Any, steps_per_epoch: int) -> list[tuple[Any, Any]]:
+        from pixelmind.engine.optim import build_optimizer, build_scheduler
+
+        opt = build_optimizer(model, cfg)
+        return [(opt, build_scheduler(opt, cfg, steps_per_epoch))]
+
+    @abstractmethod
+    def training_step(self, model: Any, batch: Any, step: int, optimizer_idx: int = 0) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def validation_step(self, model: Any, batch: Any) -> tuple[Any, Any]: ...
+
+    @abstractmethod
+    def evaluator(self, meta: Meta) -> Evaluator: ...
+
+    @abstractmethod
+    def preprocess(self, meta: Meta) -> Callable[[Any], Any]: ...
+
+    @abstractmethod
+    def predict(self, model: Any, images: Sequence[Any], meta: Meta, **options: Any) -> list[Result]: ...
+
+    def setup_training(self, cfg: Any, meta: Meta) -> None:
+        """Called once before training (e.g. to build batch-level augmentation from ``cfg``)."""
+
+    def collate(self, samples: list[Any]) -> Any:
+        from torch.utils.data import default_collate
+
+        return default_collate(samples)
+
+    def finalize(self, model: Any, val_loader: Any, meta: Meta, cfg: Any) -> dict[str, Any]:
+        """Called once after training with the best weights; returns updates to ``meta.extra``."""
+        return {}

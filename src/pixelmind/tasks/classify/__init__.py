@@ -1,0 +1,1 @@
+"""Image classification: labels and calibrated probabilities from CNNs and Vision Transformers."""

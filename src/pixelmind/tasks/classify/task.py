@@ -1,0 +1,139 @@
+"""The classification task: the contract of :mod:`pixelmind.tasks.base` for labels and probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pixelmind.tasks.base import DataBundle, Meta, Task
+from pixelmind.tasks.classify.data import load_classification_data
+from pixelmind.tasks.classify.models import MODELS, build_classifier
+
+
+@dataclass
+class ClassificationResult:
+    """Top-k labels and probabilities for one image.
+
+    Example:
+        >>> r = ClassificationResult(["cat", "dog"], [0.9, 0.1], [0, 1])
+        >>> r.to_dict()["label"]
+        'cat'
+    """
+
+    labels: list[str]
+    probs: list[float]
+    indices: list[int]
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.labels[0], "prob": round(self.probs[0], 6)}
+        out["topk"] = [{"label": n, "index": i, "prob": round(p, 6)} for n, i, p in zip(self.labels, self.indices, self.probs)]
+        if self.source is not None:
+            out = {"source": self.source, **out}
+        return out
+
+    def render(self, image):
+        """The image with its top-k labels written on a banner."""
+        from pixelmind.viz.draw import draw_label_banner
+
+        lines = [f"{n} {p:.1%}" for n, p in zip(self.labels, self.probs)]
+        return draw_label_banner(image, lines)
+
+
+class ClassifyTask(Task):
+    name = "classify"
+    models = MODELS
+    primary_metric = "top1"
+    metric_mode = "max"
+    defaults = {
+        "model": "pm_cnn_s",
+        "epochs": 12,
+        "imgsz": 32,
+        "batch": 128,
+        "lr": 3e-3,
+        "augment": "light",
+    }
+
+    def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle:
+        if meta is None:
+            return load_classification_data(cfg)
+        return load_classification_data(cfg, meta.class_names, meta.mean, meta.std)
+
+    def build_model(self, cfg: Any, meta: Meta) -> torch.nn.Module:
+        return build_classifier(meta.model, meta.num_classes, meta.imgsz, pretrained=getattr(cfg, "pretrained", False))
+
+    def setup_training(self, cfg: Any, meta: Meta) -> None:
+        from pixelmind.data.transforms import batch_mix
+
+        self._mix = batch_mix(meta.num_classes, cfg.mixup, cfg.cutmix)
+        self._smoothing = cfg.label_smoothing
+
+    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        mix = getattr(self, "_mix", None)
+        if mix is not None:
+            images, labels = mix(images, labels)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=getattr(self, "_smoothing", 0.0))
+        return {"loss": loss}
+
+    def validation_step(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        return model(images), labels
+
+    def evaluator(self, meta: Meta):
+        from pixelmind.metrics.classification import ClassificationEvaluator
+
+        return ClassificationEvaluator(meta.class_names, meta.extra.get("temperature", 1.0))
+
+    def preprocess(self, meta: Meta):
+        from pixelmind.data.transforms import eval_transform
+
+        return eval_transform(meta.imgsz, meta.mean, meta.std)
+
+    def postprocess(self, logits: torch.Tensor, meta: Meta, topk: int = 5, sources: Sequence[str] | None = None):
+        """Logits -> results; shared by the PyTorch and the ONNX runtime paths."""
+        probs = (logits.float() / meta.extra.get("temperature", 1.0)).softmax(1)
+        k = min(topk, probs.shape[1])
+        values, indices = probs.topk(k, dim=1)
+        return [
+            ClassificationResult(
+                [meta.class_names[j] for j in idx.tolist()], val.tolist(), idx.tolist(), sources[i] if sources else None
+            )
+            for i, (val, idx) in enumerate(zip(values, indices))
+        ]
+
+    @torch.inference_mode()
+    def predict(self, model, images, meta: Meta, topk: int = 5, **_: Any) -> list[ClassificationResult]:
+        from pixelmind.api import model_device
+
+        tf = self.preprocess(meta)
+        x = torch.stack([tf(im) for im in images]).to(model_device(model))
+        return self.postprocess(model(x), meta, topk)
+
+    def finalize(self, model, val_loader, meta: Meta, cfg: Any) -> dict[str, Any]:
+        """With ``calibrate``: fit a temperature on the validation logits and store it in the weights."""
+        if not cfg.calibrate:
+            return {}
+        from pixelmind.metrics.classification import fit_temperature
+
+        from pixelmind.api import model_device
+
+        logits, targets = [], []
+        device = model_device(model)
+        model.eval()
+        with torch.inference_mode():
+            for batch, _bad in val_loader:
+                if batch is None:
+                    continue
+                out, y = self.validation_step(model, (batch[0].to(device), batch[1].to(device)))
+                logits.append(out.float().cpu())
+                targets.append(y.cpu())
+        return {"temperature": fit_temperature(torch.cat(logits), torch.cat(targets))}
+
+
+TASK = ClassifyTask()

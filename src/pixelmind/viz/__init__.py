@@ -1,0 +1,1 @@
+"""Drawing (labels, boxes, masks, grids) and plots (curves, confusion, reliability)."""

@@ -1,0 +1,107 @@
+"""Plots written into run directories; matplotlib with the non-interactive Agg backend.
+
+Example:
+    >>> import tempfile, numpy as np, os
+    >>> p = plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"], os.path.join(tempfile.mkdtemp(), "cm.png"))
+    >>> p.name
+    'cm.png'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_curves(rows: Sequence[dict[str, float]], path: Path) -> Path:
+    """One panel per column of results.csv (losses, metrics, lr) against the epoch."""
+    plt = _pyplot()
+    keys = [k for k in rows[0] if k != "epoch" and not k.startswith("time")]
+    cols = min(3, len(keys))
+    nrows = (len(keys) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    for ax, key in zip(axes.flat, keys):
+        ax.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", ms=3)
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(cm: np.ndarray, names: Sequence[str], path: Path) -> Path:
+    """Row-normalised confusion matrix (true rows, predicted columns) with counts."""
+    plt = _pyplot()
+    n = len(names)
+    size = min(max(4.0, 0.45 * n + 2), 16)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    if n <= 30:
+        ax.set_xticks(range(n), names, rotation=90)
+        ax.set_yticks(range(n), names)
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (row-normalised)")
+    return _save(fig, path)
+
+
+def plot_reliability(probs, targets, path: Path, n_bins: int = 15) -> Path:
+    """Reliability diagram: accuracy against confidence per bin, with the gap to the diagonal."""
+    plt = _pyplot()
+    conf, pred = probs.max(1)
+    correct = (pred == targets).float()
+    edges = np.linspace(0, 1, n_bins + 1)
+    accs, confs, counts = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        counts.append(int(m.sum()))
+        accs.append(float(correct[m].mean()) if m.any() else 0.0)
+        confs.append(float(conf[m].mean()) if m.any() else (lo + hi) / 2)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    centers = (edges[:-1] + edges[1:]) / 2
+    ax.bar(centers, accs, width=1 / n_bins, edgecolor="k", alpha=0.8, label="accuracy")
+    ax.bar(centers, np.array(confs) - np.array(accs), bottom=accs, width=1 / n_bins, color="r", alpha=0.3, label="gap")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability diagram")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def plot_histogram(values: Sequence[float], path: Path, title: str, xlabel: str) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.hist(values, bins=30)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return _save(fig, path)
