@@ -119,7 +119,8 @@ class Model:
             base.setdefault("task", self.task.name)
             if base["task"] != self.task.name:
                 raise ConfigError(f"task: config says {base['task']!r} but the model is for {self.task.name!r}")
-            cfg = make_config(base, data=data, model=self.model_name, **overrides).filled(self.task.defaults)
+            cfg = make_config(base, data=data, model=self.model_name, **overrides)
+            cfg = cfg.filled(self.task.recipe(cfg))
             meta = None
         bundle = self.task.load_data(cfg, meta)
         if meta is None:

@@ -14,7 +14,7 @@ class RunLog:
 
     def __init__(self, path: Path | None, console: Console | None = None, enabled: bool = True) -> None:
         self.path = path
-        self.console = console or Console(stderr=False, highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self.enabled = enabled
 
     def info(self, text: str) -> None:

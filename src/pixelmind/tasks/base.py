@@ -122,6 +122,10 @@ class Task(ABC):
     #: the default recipe: fills every TrainConfig field the user left as None.
     defaults: dict[str, Any] = {}
 
+    def recipe(self, cfg: Any) -> dict[str, Any]:
+        """The default recipe for this data: values for every config field the user left as None."""
+        return dict(self.defaults)
+
     @abstractmethod
     def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle: ...
 

@@ -122,6 +122,43 @@ def load_classification_data(
     raise DataError(f"{source}: not a data set (expected a folder, a .csv manifest or one of: {', '.join(builtin.BUILTIN)})")
 
 
+def native_image_size(source: str, peek: int = 16) -> int | None:
+    """The typical shorter side of the data's images, read from headers only; None if unknown."""
+    from PIL import Image
+
+    from pixelmind.data.decode import is_image_file
+
+    if source in builtin.BUILTIN:
+        return 8 if source == "digits" else None
+    path = Path(source).expanduser()
+    if path.is_dir() and (idx := formats.find_idx_split(path, "train")):
+        import gzip
+        import struct
+
+        with (gzip.open if idx[0].suffix == ".gz" else open)(idx[0], "rb") as f:
+            header = f.read(16)
+        return min(struct.unpack(">II", header[8:16])) if len(header) == 16 else None
+    if path.is_file() and path.suffix.lower() == ".csv":
+        files = [p for p, _ in formats.csv_samples(path)[0][:peek]]
+    elif path.is_dir():
+        files = []
+        for p in sorted(path.rglob("*")):
+            if is_image_file(p):
+                files.append(p)
+                if len(files) >= peek:
+                    break
+    else:
+        return None
+    sides = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                sides.append(min(im.size))
+        except Exception:  # noqa: BLE001 - unreadable files are reported when the data loads
+            continue
+    return sorted(sides)[len(sides) // 2] if sides else None
+
+
 def _limit(indices, limit: int | None):
     indices = list(indices)
     return indices[:limit] if limit else indices

@@ -55,13 +55,19 @@ def pm_cnn_t(num_classes: int, **_) -> nn.Module:
 
 @MODELS.register("pm_cnn_s")
 def pm_cnn_s(num_classes: int, **_) -> nn.Module:
-    """Small CNN (~0.29M parameters): the default for images up to 64 px."""
-    return SmallCNN(num_classes, (32, 64, 128), depth=2)
+    """Small CNN (~75k parameters): the default for images up to 64 px."""
+    return SmallCNN(num_classes, (16, 32, 64), depth=2, drop=0.1)
 
 
 @MODELS.register("pm_cnn_m")
 def pm_cnn_m(num_classes: int, **_) -> nn.Module:
-    """Medium CNN (~1.2M parameters) for harder small-image data."""
+    """Medium CNN (~0.29M parameters)."""
+    return SmallCNN(num_classes, (32, 64, 128), depth=2)
+
+
+@MODELS.register("pm_cnn_l")
+def pm_cnn_l(num_classes: int, **_) -> nn.Module:
+    """Large CNN (~1.15M parameters) for harder small-image data."""
     return SmallCNN(num_classes, (64, 128, 256), depth=2, drop=0.3)
 
 

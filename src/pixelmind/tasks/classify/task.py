@@ -58,6 +58,18 @@ class ClassifyTask(Task):
         "augment": "light",
     }
 
+    def recipe(self, cfg: Any) -> dict[str, Any]:
+        """Small images (digits, MNIST-like) train a small CNN near their native size; photos a ResNet-18."""
+        from pixelmind.tasks.classify.data import native_image_size
+
+        out = dict(self.defaults)
+        native = native_image_size(cfg.data)
+        if native is not None and native <= 64:
+            out["imgsz"] = max(16, 4 * round(max(native, 8) * (2 if native < 16 else 1) / 4))
+        elif native is not None:
+            out.update(model="resnet18", imgsz=128, batch=32, lr=1e-3, augment="trivial")
+        return out
+
     def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle:
         if meta is None:
             return load_classification_data(cfg)

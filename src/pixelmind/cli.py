@@ -1,0 +1,233 @@
+"""The ``pixelmind`` command: a thin Typer layer over :mod:`pixelmind.api`.
+
+Exit codes: 0 ok, 2 bad usage / config / data / weights (one line on stderr), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from pixelmind.errors import PixelmindError
+
+app = typer.Typer(
+    name="pixelmind",
+    help="Train, evaluate, run, export and serve deep vision models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _console(json_mode: bool = False):
+    from rich.console import Console
+
+    # With --json, human output goes to stderr so stdout's last line is the JSON object.
+    return Console(stderr=json_mode, highlight=False, soft_wrap=True)
+
+
+def _parse_sets(pairs: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise PixelmindError(f"--set: expected KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, default=float) + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def train(
+    task: str = typer.Option("classify", help="classify | detect | segment | generate | enhance | compress"),
+    data: Optional[str] = typer.Option(None, help="data set folder / manifest, or a built-in name (digits)"),
+    model: Optional[str] = typer.Option(None, help="registered model or any timm model name"),
+    epochs: Optional[int] = typer.Option(None),
+    imgsz: Optional[int] = typer.Option(None, help="training image size (pixels, square)"),
+    batch: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+    name: Optional[str] = typer.Option(None, help="run name (incremented if it exists)"),
+    project: Optional[str] = typer.Option(None, help="runs root folder (default runs/)"),
+    config: Optional[Path] = typer.Option(None, help="YAML file of config keys"),
+    resume: Optional[Path] = typer.Option(None, help="run directory or its weights/last.safetensors"),
+    weights: Optional[str] = typer.Option(None, help="start from local weights (.safetensors or .pth)"),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained", help="timm hub weights (needs network)"),
+    optimizer: Optional[str] = typer.Option(None, help="adamw | sgd"),
+    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16"),
+    workers: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    patience: Optional[int] = typer.Option(None, help="early stopping patience in epochs"),
+    ema: Optional[bool] = typer.Option(None, "--ema", help="keep EMA weights"),
+    calibrate: Optional[bool] = typer.Option(None, "--calibrate", help="fit a temperature on the val set"),
+    augment: Optional[str] = typer.Option(None, help="none | light | trivial | randaugment"),
+    val_fraction: Optional[float] = typer.Option(None, help="val share when the data has no val split"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="any config key: --set mixup=0.2"),
+    json_out: bool = typer.Option(False, "--json", help="print the final metrics as JSON on the last line"),
+) -> None:
+    """Train a model; leaves runs/<task>/<name>/ with weights, metrics, plots and report.md."""
+    from pixelmind.api import Model
+
+    overrides = dict(
+        epochs=epochs, imgsz=imgsz, batch=batch, lr=lr, device=device, name=name, project=project, weights=weights,
+        pretrained=pretrained, optimizer=optimizer, precision=precision, workers=workers, seed=seed, patience=patience,
+        ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction,
+    )  # fmt: skip
+    overrides.update(_parse_sets(set_))
+    if data is None and resume is None and not config:
+        raise PixelmindError("data: --data is required (a folder, a .csv manifest, or a built-in name such as digits)")
+    m = Model(model, task=task)
+    metrics = m.train(data=data, config=config, resume=resume, console=_console(json_out), **overrides)
+    if json_out and metrics:
+        _emit_json({"run_dir": str(m.run_dir), **metrics})
+
+
+@app.command()
+def val(
+    weights: Path = typer.Option(..., help="weights file (.safetensors, .onnx)"),
+    data: Optional[str] = typer.Option(None, help="data set (default: the one the weights were trained on)"),
+    batch: int = typer.Option(64),
+    device: str = typer.Option("cpu"),
+    plots: Optional[Path] = typer.Option(None, help="write the evaluation plots into this folder"),
+    json_out: bool = typer.Option(False, "--json", help="print the metrics as JSON on the last line"),
+) -> None:
+    """Evaluate weights on a data set's validation split."""
+    from pixelmind.api import Model
+
+    m = Model.load(weights, device=device)
+    metrics = m.val(data=data, batch=batch, plots_dir=plots)
+    console = _console(json_out)
+    console.print("  ".join(f"{k} {v:.4f}" if k not in ("samples", "skipped") else f"{k} {int(v)}" for k, v in metrics.items()))
+    if json_out:
+        _emit_json(metrics)
+
+
+@app.command()
+def predict(
+    weights: Path = typer.Option(..., help="weights (.safetensors, .onnx, .torchscript)"),
+    source: list[str] = typer.Option(..., help="image file, folder, glob or .txt list; repeatable"),
+    save: bool = typer.Option(False, "--save", help="write annotated images"),
+    out: Path = typer.Option(Path("runs/predict"), help="folder for --save and results.jsonl"),
+    batch: int = typer.Option(32),
+    topk: int = typer.Option(5),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Predict on images; prints one JSON line per image (errors included, never fatal)."""
+    from pixelmind.api import Model
+
+    m = Model.load(weights, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    n = errors = 0
+    err = _console(True)
+    with (out / "results.jsonl").open("w") as f:
+        for row in m.predict_iter(source, batch=batch, save_dir=out if save else None, topk=topk):
+            line = json.dumps(row)
+            sys.stdout.write(line + "\n")
+            f.write(line + "\n")
+            n += 1
+            errors += "error" in row
+    sys.stdout.flush()
+    err.print(f"{n} images, {errors} unreadable; results in {out / 'results.jsonl'}" + (f", pictures in {out}" if save else ""))
+
+
+@app.command()
+def export(
+    weights: Path = typer.Option(..., help="pixelmind .safetensors weights"),
+    format: str = typer.Option("onnx", help="onnx | torchscript"),
+    out: Optional[Path] = typer.Option(None, help="output file (default: beside the weights)"),
+    data: Optional[str] = typer.Option(None, help="images for the parity check (default: the training data)"),
+    tolerance: float = typer.Option(1e-3, help="largest allowed |output difference| against PyTorch"),
+) -> None:
+    """Export weights to ONNX or TorchScript and check parity against PyTorch."""
+    from pixelmind.api import Model
+
+    path, diff = Model.load(weights).export(format, out, data=data, tolerance=tolerance)
+    typer.echo(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB); parity: max |difference| {diff:.3g} <= {tolerance:g}")
+
+
+@app.command()
+def check(
+    task: str = typer.Option("classify"),
+    data: str = typer.Option(..., help="data set to check"),
+    out: Optional[Path] = typer.Option(None, help="folder for the report (default runs/check/<name>)"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check a data set: counts per class, image sizes, corrupt files, duplicates and train/val leakage."""
+    from pixelmind.data.check import check_classification
+
+    if task != "classify":
+        from pixelmind.tasks import get_task
+
+        get_task(task)
+        raise PixelmindError(f"check: --task {task} has no checks yet")
+    report = check_classification(data, out)
+    console = _console(json_out)
+    console.print(report["text"], markup=False)
+    if json_out:
+        _emit_json({k: v for k, v in report.items() if k != "text"})
+
+
+@app.command()
+def info(weights: Optional[Path] = typer.Option(None, help="show what a weights file holds")) -> None:
+    """Version, devices, tasks and models; or what a weights file holds."""
+    if weights is not None:
+        from pixelmind.api import Model
+
+        for k, v in Model.load(weights).info().items():
+            typer.echo(f"{k}: {v}")
+        return
+    import torch
+
+    from pixelmind import __version__
+    from pixelmind.tasks import TASK_NAMES, available_tasks, get_task
+
+    typer.echo(f"pixelmind {__version__}  torch {torch.__version__}  python {sys.version.split()[0]}")
+    cuda = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cuda: not available"
+    typer.echo(f"cpu threads: {torch.get_num_threads()}  {cuda}")
+    ready = available_tasks()
+    for t in TASK_NAMES:
+        if t in ready:
+            typer.echo(f"task {t}: models {', '.join(get_task(t).models)} (+ any timm model)" if t == "classify" else f"task {t}: {', '.join(get_task(t).models)}")
+        else:
+            typer.echo(f"task {t}: not implemented yet")
+
+
+@app.command()
+def demo(
+    task: str = typer.Option("classify"),
+    project: str = typer.Option("runs", help="runs root folder"),
+    epochs: Optional[int] = typer.Option(None),
+) -> None:
+    """Train on built-in data on the CPU, predict a few images and say where the results are."""
+    from pixelmind.demo import run_demo
+
+    run_demo(task, project, epochs, _console())
+
+
+def main() -> None:
+    try:
+        app()
+    except PixelmindError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - one line, not a traceback, unless asked for
+        if os.environ.get("PIXELMIND_DEBUG"):
+            raise
+        msg = str(err).splitlines()[0] if str(err) else ""
+        typer.echo(f"error: {type(err).__name__}: {msg} (set PIXELMIND_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,114 @@
+"""``pixelmind check``: what is in a data set and what is wrong with it, before training on it.
+
+Reports counts per class and split, image sizes (with a histogram), corrupt files, exact
+duplicates (same bytes) and train/val leakage (same bytes or same perceptual hash).
+
+Example:
+    >>> r = check_classification("digits", out=tmp_dir)  # doctest: +SKIP
+    >>> r["leakage_exact"]                                 # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from pixelmind.data.decode import ImageDecodeError, load_image
+
+
+def dhash(image: Image.Image, size: int = 8) -> int:
+    """Difference hash: 64 bits that survive resizing and recompression (perceptual duplicates)."""
+    grey = np.asarray(image.convert("L").resize((size + 1, size), Image.Resampling.BILINEAR), dtype=np.int16)
+    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def _items(bundle) -> list[tuple[str, str, str, Any]]:
+    """(split, id, class name, loader) for every sample, without transforms."""
+    names = bundle.class_names
+    items = []
+    for split, ds in (("train", bundle.train), ("val", bundle.val)):
+        base, indices = (ds.base, ds.indices) if hasattr(ds, "indices") else (ds, range(len(ds)))
+        if hasattr(base, "samples"):
+            for i in indices:
+                path, y = base.samples[i]
+                items.append((split, path, names[y], path))
+        else:
+            for i in indices:
+                arr = base.images[i]
+                items.append((split, f"{split}[{i}]", names[int(base._targets[i])], arr))
+    return items
+
+
+def check_classification(data: str, out: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0) -> dict[str, Any]:
+    """Check a classification data set and write ``report.md``, ``check.json`` and plots into ``out``."""
+    from pixelmind.config import TrainConfig
+    from pixelmind.tasks.classify.data import load_classification_data
+    from pixelmind.viz.plots import plot_histogram
+
+    bundle = load_classification_data(TrainConfig(data=data, imgsz=8, augment="none", val_fraction=val_fraction, seed=seed))
+    out = Path(out or Path("runs") / "check" / Path(data).name.replace(".", "_"))
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, Counter] = defaultdict(Counter)
+    sizes: list[tuple[int, int]] = []
+    corrupt: dict[str, str] = {}
+    by_bytes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    by_phash: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for split, ident, label, src in _items(bundle):
+        counts[label][split] += 1
+        if isinstance(src, str):
+            try:
+                raw = Path(src).read_bytes()
+                image = load_image(raw, name=src)
+            except (ImageDecodeError, OSError) as err:
+                corrupt[src] = str(err)
+                continue
+        else:
+            raw = src.numpy().tobytes()
+            image = Image.fromarray(src.numpy()[0] if src.shape[0] == 1 else src.permute(1, 2, 0).numpy())
+        sizes.append(image.size)
+        by_bytes[hashlib.sha256(raw).hexdigest()].append((split, ident))
+        by_phash[dhash(image)].append((split, ident))
+
+    def groups(index):
+        return [g for g in index.values() if len(g) > 1]
+
+    dup_exact = groups(by_bytes)
+    leak_exact = [g for g in dup_exact if {s for s, _ in g} >= {"train", "val"}]
+    leak_phash = [g for g in groups(by_phash) if {s for s, _ in g} >= {"train", "val"}]
+    widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
+    report: dict[str, Any] = {
+        "data": data,
+        "classes": len(bundle.class_names),
+        "train": len(bundle.train),
+        "val": len(bundle.val),
+        "per_class": {c: dict(counts[c]) for c in bundle.class_names},
+        "image_size": {"min": [min(widths, default=0), min(heights, default=0)], "max": [max(widths, default=0), max(heights, default=0)]},
+        "corrupt": corrupt,
+        "duplicates_exact": len(dup_exact),
+        "leakage_exact": len(leak_exact),
+        "leakage_perceptual": len(leak_phash),
+        "examples": {"duplicates": [[i for _, i in g] for g in dup_exact[:10]], "leakage": [[i for _, i in g] for g in leak_phash[:10]]},
+    }
+    if sizes:
+        plot_histogram([w * h / 1e6 for w, h in sizes], out / "image_megapixels.png", "image sizes", "megapixels")
+    lines = [
+        f"data: {data}  classes: {report['classes']}  train: {report['train']}  val: {report['val']}",
+        f"image size: min {report['image_size']['min']}  max {report['image_size']['max']}",
+        f"corrupt files: {len(corrupt)}" + "".join(f"\n  {why}" for why in list(corrupt.values())[:20]),
+        f"exact duplicates: {len(dup_exact)} groups",
+        f"train/val leakage: {len(leak_exact)} identical, {len(leak_phash)} perceptually identical groups",
+        "per class (train/val): " + ", ".join(f"{c} {counts[c]['train']}/{counts[c]['val']}" for c in bundle.class_names[:50]),
+        f"report: {out / 'report.md'}",
+    ]
+    report["text"] = "\n".join(lines)
+    (out / "check.json").write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
+    (out / "report.md").write_text("# Data check\n\n```\n" + report["text"] + "\n```\n\n![sizes](image_megapixels.png)\n")
+    return report
