@@ -69,6 +69,14 @@ class TrainConfig(BaseModel):
     max_pixels: int = Field(100_000_000, ge=1, description="larger images are refused (decompression bombs)")
     limit: int | None = Field(None, ge=1, description="use at most this many training samples (quick tries)")
 
+    def __init__(self, **data: Any) -> None:
+        # The module promises ConfigError (one line per field) for any bad key or value, also
+        # when TrainConfig is built directly (data checks, the API), not only via make_config.
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err)) from None
+
     @model_validator(mode="after")
     def _check_device(self) -> TrainConfig:
         ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
@@ -91,7 +99,10 @@ def format_validation_error(err: ValidationError) -> str:
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(TrainConfig.model_fields)
             parts.append(f"{field}: unknown key; allowed keys: {allowed}")
-        elif msg.startswith(f"{field}:"):
+        elif e["type"] == "missing":
+            parts.append(f"{field}: required")
+        elif msg.startswith(f"{field}:") or not e["loc"]:
+            # model-level validators name their own field; "got" would repeat the whole config
             parts.append(msg)
         else:
             parts.append(f"{field}: {msg} (got {e.get('input')!r})")

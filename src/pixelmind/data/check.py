@@ -50,10 +50,12 @@ def _items(bundle) -> list[tuple[str, str, str, Any]]:
 def check_classification(data: str, out: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0) -> dict[str, Any]:
     """Check a classification data set and write ``report.md``, ``check.json`` and plots into ``out``."""
     from pixelmind.config import TrainConfig
-    from pixelmind.tasks.classify.data import load_classification_data
+    from pixelmind.tasks.classify.data import load_classification_data, native_image_size
     from pixelmind.viz.plots import plot_histogram
 
-    bundle = load_classification_data(TrainConfig(data=data, imgsz=8, augment="none", val_fraction=val_fraction, seed=seed))
+    # in-memory arrays (IDX) are resized to imgsz when loaded: ask for their own size to check them as stored
+    imgsz = min(max(8, native_image_size(data) or 8), 4096)
+    bundle = load_classification_data(TrainConfig(data=data, imgsz=imgsz, augment="none", val_fraction=val_fraction, seed=seed))
     out = Path(out or Path("runs") / "check" / Path(data).name.replace(".", "_"))
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, Counter] = defaultdict(Counter)

@@ -63,17 +63,25 @@ def csv_samples(path: str | Path) -> tuple[list[tuple[Path, str]], list[str] | N
     path = Path(path)
     rows: list[tuple[Path, str]] = []
     splits: list[str] = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
-                continue
-            if lineno == 1 and [c.strip().lower() for c in row[:2]] == ["path", "label"]:
-                continue
-            if len(row) not in (2, 3) or not row[0].strip() or not row[1].strip():
-                raise DataError(f"{path}:{lineno}: expected 'path,label[,split]', got {','.join(row)!r}")
-            rows.append((path.parent / row[0].strip(), row[1].strip()))
-            if len(row) == 3:
-                splits.append(row[2].strip().lower())
+    first = True
+    # utf-8-sig: spreadsheet programs start CSV files with a BOM, which would hide the header
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            for lineno, row in enumerate(csv.reader(f), start=1):
+                if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+                    continue
+                # the header is the first row that is not a comment, wherever it is
+                is_header = first and [c.strip().lower() for c in row[:2]] == ["path", "label"]
+                first = False
+                if is_header:
+                    continue
+                if len(row) not in (2, 3) or not row[0].strip() or not row[1].strip():
+                    raise DataError(f"{path}:{lineno}: expected 'path,label[,split]', got {','.join(row)!r}")
+                rows.append((path.parent / row[0].strip(), row[1].strip()))
+                if len(row) == 3:
+                    splits.append(row[2].strip().lower())
+    except (OSError, UnicodeDecodeError, csv.Error) as err:  # a binary or unreadable file, not a manifest
+        raise DataError(f"{path}: cannot read the CSV manifest ({str(err).splitlines()[0][:120]})") from None
     if not rows:
         raise DataError(f"{path}: no samples in the manifest")
     if splits and len(splits) != len(rows):

@@ -91,7 +91,9 @@ class TorchScriptModule(nn.Module):
         super().__init__()
         extra = {"pixelmind_meta.json": ""}
         try:
-            self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.jit.load warns about its deprecation
+                self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         except Exception as err:  # noqa: BLE001
             raise WeightsError(f"{path}: not a loadable TorchScript archive ({str(err).splitlines()[0][:160]})") from None
         if not extra["pixelmind_meta.json"]:

@@ -101,6 +101,9 @@ def load_classification_data(
         labels, names = _class_index([y for _, y in rows], class_names, path)
         samples = [(p, y) for (p, _), y in zip(rows, labels)]
         if splits:
+            unknown = sorted(set(splits) - {"train", *VAL_DIR_NAMES})
+            if unknown:
+                raise DataError(f"{path}: unknown split names {unknown}; use train or one of {', '.join(VAL_DIR_NAMES)}")
             train_idx = [i for i, s in enumerate(splits) if s == "train"]
             val_idx = [i for i, s in enumerate(splits) if s in VAL_DIR_NAMES]
         else:
@@ -115,7 +118,8 @@ def load_classification_data(
             return _file_bundle(
                 cfg, train_samples, range(len(train_samples)), val_samples, range(len(val_samples)), names, mean, std, str(path)
             )
-        samples, names = formats.imagefolder_samples(path, class_names)
+        root = path / "train" if (path / "train").is_dir() else path  # train/ alone: split it
+        samples, names = formats.imagefolder_samples(root, class_names)
         train_idx, val_idx = formats.stratified_split([y for _, y in samples], cfg.val_fraction, cfg.seed)
         return _file_bundle(cfg, samples, train_idx, samples, val_idx, names, mean, std, str(path))
 
