@@ -125,7 +125,10 @@ class Model:
         bundle = self.task.load_data(cfg, meta)
         if meta is None:
             meta = Meta(task=self.task.name, model=cfg.model, class_names=bundle.class_names, imgsz=cfg.imgsz,
-                        extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction})  # fmt: skip
+                        extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction, **bundle.augment_ok})  # fmt: skip
+        from accelerate.utils import set_seed
+
+        set_seed(cfg.seed)  # the initial weights depend on the seed alone (same on every DDP process)
         net = self.task.build_model(cfg, meta)
         if cfg.weights and resume_path is None:
             self.load_messages = ckpt.load_state_into(net, cfg.weights)
@@ -288,4 +291,6 @@ def _resolve_resume(resume: str | Path) -> Path:
         p = p / "weights" / "last.safetensors"
     if not p.is_file():
         raise ConfigError(f"resume: {p} not found (give a run directory or its weights/last.safetensors)")
+    if "train_state" not in ckpt.read_metadata(p):  # fail before loading data and building the model
+        raise WeightsError(f"{p}: holds no training state; resume from a run's weights/last.safetensors")
     return p

@@ -47,7 +47,7 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, ge=1)
     clip_grad: float | None = Field(None, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    channels_last: bool = False
+    channels_last: bool | None = Field(None, description="channels-last memory format (faster CNNs on CPU and GPU)")
     ema: bool = False
     ema_decay: float = Field(0.999, gt=0, lt=1)
     patience: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")

@@ -38,9 +38,10 @@ class EpochProgress:
     """One transient progress bar per epoch with loss and images/s."""
 
     def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
-        self.enabled = enabled
+        # Without a terminal (logs, CI, pipes) a transient bar leaves only blank lines: the epoch lines suffice.
+        self.enabled = enabled and (console or Console()).is_terminal
         self.progress = None
-        if enabled:
+        if self.enabled:
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,

@@ -39,6 +39,20 @@ def first_tensor_len(batch: Any) -> int:
     return 0
 
 
+def _reset_accelerate_state() -> None:
+    """Forget the process-wide state of an earlier run in this process (Python API, notebooks, tests).
+
+    Accelerate keeps singletons that refuse another precision or device in the same process; the
+    device part (PartialState) is kept when a process group is up (DDP), since it owns that group.
+    """
+    import torch.distributed as dist
+    from accelerate.state import AcceleratorState, GradientState
+
+    distributed = dist.is_available() and dist.is_initialized()
+    AcceleratorState._reset_state(reset_partial_state=not distributed)
+    GradientState._reset_state()
+
+
 def make_accelerator(cfg: Any):
     from accelerate import Accelerator
 
@@ -50,10 +64,13 @@ def make_accelerator(cfg: Any):
     if cfg.device.startswith("cuda:"):
         torch.cuda.set_device(int(cfg.device.split(":")[1]))
     mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.precision]
+    _reset_accelerate_state()
     return Accelerator(cpu=not want_cuda, mixed_precision=mixed, gradient_accumulation_steps=cfg.grad_accum)
 
 
-def make_loader(dataset, task: Task, cfg: Any, train: bool, pin: bool) -> DataLoader:
+def make_loader(
+    dataset, task: Task, cfg: Any, train: bool, pin: bool, generator: torch.Generator | None = None
+) -> DataLoader:
     workers = cfg.workers if len(dataset) > 4 * cfg.batch else 0
     return DataLoader(
         dataset,
@@ -61,9 +78,11 @@ def make_loader(dataset, task: Task, cfg: Any, train: bool, pin: bool) -> DataLo
         shuffle=train,
         drop_last=train and len(dataset) > cfg.batch,
         num_workers=workers,
-        persistent_workers=workers > 0,
+        # fresh training workers each epoch take their seeds from the reseeded generator (exact resume)
+        persistent_workers=workers > 0 and not train,
         pin_memory=pin,
         collate_fn=SkipBadCollate(task.collate),
+        generator=generator,
     )
 
 
@@ -92,7 +111,10 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.raw_model = model
         pin = self.acc.device.type == "cuda"
-        self.train_loader = make_loader(bundle.train, task, cfg, train=True, pin=pin)
+        # Shuffling and worker seeds come from this generator, reseeded each epoch (also under DDP,
+        # where Accelerate would otherwise keep one sampler generator running across epochs).
+        self.loader_generator = torch.Generator()
+        self.train_loader = make_loader(bundle.train, task, cfg, train=True, pin=pin, generator=self.loader_generator)
         self.val_loader = make_loader(bundle.val, task, cfg, train=False, pin=pin)
         self.model, self.train_loader = self.acc.prepare(model, self.train_loader)
         self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum)
@@ -142,7 +164,9 @@ class Trainer:
         for i, (opt, plain) in enumerate(zip(self.optimizers, state["optimizers"])):
             opt.load_state_dict(ckpt.unflatten_optimizer(f"{ckpt.TRAIN_PREFIX}opt{i}.", tensors, plain))
         for sched, s in zip(self.schedulers, state["schedulers"]):
-            s.pop("lr_lambdas", None)
+            fresh = sched.state_dict()
+            if "lr_lambdas" in fresh:  # LambdaLR: keep the schedule built from this config (e.g. more epochs)
+                s["lr_lambdas"] = fresh["lr_lambdas"]
             sched.load_state_dict(s)
         if self.ema is not None:
             self.ema.module.load_state_dict({k.removeprefix(ckpt.EMA_PREFIX): v for k, v in tensors.items() if k.startswith(ckpt.EMA_PREFIX)})
@@ -189,11 +213,27 @@ class Trainer:
                 progress.advance(bar, steps, f"loss {loss:.4f}  {samples / (time.perf_counter() - t0):.0f} img/s")
         progress.stop(bar)
         elapsed = time.perf_counter() - t0
-        out = {f"train/{k}": (v.item() if torch.is_tensor(v) else v) / max(steps, 1) for k, v in sums.items()}
+        totals = {k: (v.item() if torch.is_tensor(v) else v) for k, v in sums.items()}
+        if self.acc.num_processes > 1:
+            totals, steps = self._gather_epoch(totals, steps)
+        out = {f"train/{k}": v / max(steps, 1) for k, v in totals.items()}
         out["lr"] = self.optimizers[0].param_groups[0]["lr"]
         out["img_per_s"] = samples / max(elapsed, 1e-9)
         out["time_s"] = elapsed
         return out
+
+    def _gather_epoch(self, totals: dict[str, float], steps: int) -> tuple[dict[str, float], int]:
+        """Under DDP: loss sums and steps of all processes, and every process's skipped files on each."""
+        from accelerate.utils import gather_object
+
+        merged: dict[str, float] = {}
+        all_steps = 0
+        for part_totals, part_steps, part_skipped in gather_object([(totals, steps, self.skipped)]):
+            for k, v in part_totals.items():
+                merged[k] = merged.get(k, 0.0) + v
+            all_steps += part_steps
+            self.skipped.update(part_skipped)
+        return merged, all_steps
 
     @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module, meta: Meta, loader: DataLoader | None = None):
@@ -232,6 +272,7 @@ class Trainer:
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
                 set_seed(cfg.seed + epoch, deterministic=cfg.deterministic and self.acc.device.type == "cuda")
+                self.loader_generator.manual_seed(cfg.seed + epoch)
                 row: dict[str, float] = {"epoch": epoch + 1}
                 row.update(self.train_epoch(epoch, progress))
                 if self.is_main:

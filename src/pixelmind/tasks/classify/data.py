@@ -176,7 +176,9 @@ def _array_bundle(cfg, train_x, train_y, val_x, val_y, names, mean, std, source,
         train_x, val_x = train_x[train_idx], train_x[val_idx]
         train_y, val_y = train_y[train_idx], train_y[val_idx]
     train_idx = _limit(range(len(train_x)), cfg.limit)
-    train = ArrayDataset(_resize_array(train_x[train_idx], size), train_y[train_idx], train_tf)
+    # light/none augmentation of in-memory images runs on whole batches (see ClassifyTask), not per sample
+    batched = (cfg.augment or "light") in ("light", "none")
+    train = ArrayDataset(_resize_array(train_x[train_idx], size), train_y[train_idx], None if batched else train_tf)
     val = ArrayDataset(_resize_array(val_x, size), val_y, eval_tf)
     return DataBundle(
         train, val, list(names), _summary(source, names, train.targets, val.targets, train_x.shape[-2:]), {"hflip": hflip}

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pixelmind.nn.memory_format import match_memory_format
 from pixelmind.tasks.base import DataBundle, Meta, Task
 from pixelmind.tasks.classify.data import load_classification_data
 from pixelmind.tasks.classify.models import MODELS, build_classifier
@@ -56,6 +57,7 @@ class ClassifyTask(Task):
         "batch": 128,
         "lr": 3e-3,
         "augment": "light",
+        "channels_last": True,
     }
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
@@ -79,13 +81,23 @@ class ClassifyTask(Task):
         return build_classifier(meta.model, meta.num_classes, meta.imgsz, pretrained=getattr(cfg, "pretrained", False))
 
     def setup_training(self, cfg: Any, meta: Meta) -> None:
+        from pixelmind.data.batch_transforms import BatchAugment
         from pixelmind.data.transforms import batch_mix
 
         self._mix = batch_mix(meta.num_classes, cfg.mixup, cfg.cutmix)
         self._smoothing = cfg.label_smoothing
+        # in-memory data sets hand over uint8 batches (augment light or none): augment them here, on the device
+        light = (cfg.augment or "light") == "light"
+        self._batch_augment = BatchAugment(
+            meta.mean, meta.std, hflip=light and meta.extra.get("hflip", True),
+            scale=(0.75, 1.0) if light else (1.0, 1.0), ratio=(0.85, 1.18) if light else (1.0, 1.0),
+        )  # fmt: skip
 
     def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
         images, labels = batch
+        if images.dtype == torch.uint8:
+            images = self._batch_augment(images)
+        images = match_memory_format(model, images)
         mix = getattr(self, "_mix", None)
         if mix is not None:
             images, labels = mix(images, labels)
@@ -95,7 +107,7 @@ class ClassifyTask(Task):
 
     def validation_step(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
-        return model(images), labels
+        return model(match_memory_format(model, images)), labels
 
     def evaluator(self, meta: Meta):
         from pixelmind.metrics.classification import ClassificationEvaluator

@@ -1,0 +1,1 @@
+"""Task-free building blocks shared by the tasks' models."""
