@@ -207,6 +207,7 @@ class Model:
             items = decode(iter_sources(source))
         if save_dir is not None:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
+        count = 0
         while chunk := list(itertools.islice(items, batch)):
             good = [(name, im) for name, im in chunk if not isinstance(im, Exception)]
             results = iter(self.task.predict(net, [im for _, im in good], meta, **options) if good else [])
@@ -216,8 +217,11 @@ class Model:
                     continue
                 result = next(results)
                 out = {"source": name, **result.to_dict()}
+                count += 1
                 if save_dir is not None:
-                    target = Path(save_dir) / (Path(name).stem + ".jpg" if not name.startswith("<") else f"image{len(out)}.jpg")
+                    # numbered, so that same-named files from different folders do not overwrite each other
+                    stem = Path(name).stem if not name.startswith("<") else "image"
+                    target = Path(save_dir) / f"{count:06d}_{stem}.jpg"
                     result.render(im).save(target, quality=92)
                     out["saved"] = str(target)
                 yield out

@@ -64,7 +64,7 @@ class TrainConfig(BaseModel):
     augment: Literal["none", "light", "trivial", "randaugment"] | None = None
     mixup: float = Field(0.0, ge=0)
     cutmix: float = Field(0.0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float | None = Field(None, ge=0, lt=1)
     calibrate: bool = False
     max_pixels: int = Field(100_000_000, ge=1, description="larger images are refused (decompression bombs)")
     limit: int | None = Field(None, ge=1, description="use at most this many training samples (quick tries)")

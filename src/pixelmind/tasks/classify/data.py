@@ -126,6 +126,20 @@ def load_classification_data(
     raise DataError(f"{source}: not a data set (expected a folder, a .csv manifest or one of: {', '.join(builtin.BUILTIN)})")
 
 
+def idx_train_count(source: str) -> int | None:
+    """Number of training images of an IDX folder, from its header; None for other sources."""
+    import gzip
+    import struct
+
+    path = Path(source).expanduser()
+    idx = formats.find_idx_split(path, "train") if path.is_dir() else None
+    if idx is None:
+        return None
+    with (gzip.open if idx[0].suffix == ".gz" else open)(idx[0], "rb") as f:
+        header = f.read(8)
+    return struct.unpack(">I", header[4:8])[0] if len(header) == 8 else None
+
+
 def native_image_size(source: str, peek: int = 16) -> int | None:
     """The typical shorter side of the data's images, read from headers only; None if unknown."""
     from PIL import Image
