@@ -40,7 +40,7 @@ def train_transform(
     """Training augmentation.
 
     Args:
-        augment: ``none`` (resize only), ``light`` (random resized crop + flip),
+        augment: ``none`` (resize only), ``light`` (random resized crop, flip, colour jitter),
             ``trivial`` (light + TrivialAugmentWide) or ``randaugment`` (light + RandAugment).
         hflip: whether a mirrored image keeps its label (False for digits and text).
     """
@@ -49,6 +49,8 @@ def train_transform(
     steps: list = [v2.ToImage(), v2.RandomResizedCrop(imgsz, scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
+    if augment == "light":
+        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02))
     if augment == "trivial":
         steps.append(v2.TrivialAugmentWide())
     elif augment == "randaugment":

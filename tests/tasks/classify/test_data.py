@@ -49,9 +49,10 @@ def _paths(ds) -> list[str]:
     return [ds.base.samples[i][0] for i in ds.indices]
 
 
-def _check_sample(sample, num_classes: int) -> None:
+def _check_sample(sample, num_classes: int, dtype=torch.float32) -> None:
+    """Training samples of in-memory data stay uint8: they are augmented as whole batches (ClassifyTask)."""
     image, label = sample
-    assert isinstance(image, torch.Tensor) and image.dtype == torch.float32
+    assert isinstance(image, torch.Tensor) and image.dtype == dtype
     assert tuple(image.shape) == (3, IMGSZ, IMGSZ)
     assert 0 <= int(label) < num_classes
 
@@ -64,7 +65,7 @@ def test_digits():
     assert b.augment_ok["hflip"] is False  # mirrored digits change meaning
     assert b.summary["image_size"] == "8x8" and b.summary["classes"] == 10
     assert set(b.val.targets) == set(range(10))
-    _check_sample(b.train[0], 10)
+    _check_sample(b.train[0], 10, torch.uint8)
     _check_sample(b.val[len(b.val) - 1], 10)
     again = load_classification_data(_cfg("digits", val_fraction=0.25, seed=3))
     assert torch.equal(b.val.images, again.val.images)  # seeded split
@@ -155,7 +156,7 @@ def test_idx_folder(tmp_path, gz):
     assert len(b.train) == 20 and len(b.val) == 8  # t10k is the validation split
     assert b.val.targets == [0, 1, 2, 3, 0, 1, 2, 3]
     assert b.summary["image_size"] == "6x6"
-    _check_sample(b.train[0], 4)
+    _check_sample(b.train[0], 4, torch.uint8)
     assert native_image_size(str(tmp_path)) == 6
 
 
