@@ -38,8 +38,8 @@ def main() -> None:
         x = torch.randn(batch, 3, args.imgsz, args.imgsz)
         repeat = args.repeat if batch == 1 else max(5, args.repeat // 6)
         with torch.inference_mode():
-            t_torch = median_time(lambda: net(x), repeat)
-        t_ort = median_time(lambda: ort(x), repeat)
+            t_torch = median_time(lambda: net(x), repeat)  # noqa: B023 - called at once
+        t_ort = median_time(lambda: ort(x), repeat)  # noqa: B023 - called at once
         diff = max_abs_diff(net, ort, x)
         print(f"batch {batch:2d}: PyTorch eager {t_torch * 1e3:7.2f} ms  onnxruntime {t_ort * 1e3:7.2f} ms  "
               f"speed-up {t_torch / t_ort:.2f}x  (target >= 1.5x at batch 1)  max|diff| {diff:.2e}")  # fmt: skip

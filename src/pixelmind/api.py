@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,13 @@ class Model:
         Returns:
             (path, max |difference| of the outputs against PyTorch). Raises if above ``tolerance``.
         """
-        from pixelmind.export.onnx import OnnxModule, TorchScriptModule, export_onnx, export_torchscript, max_abs_diff
+        from pixelmind.export.onnx import (
+            OnnxModule,
+            TorchScriptModule,
+            export_onnx,
+            export_torchscript,
+            max_abs_diff,
+        )
 
         net, meta = self._require_net(), self.meta
         if isinstance(net, (OnnxModule, TorchScriptModule)):

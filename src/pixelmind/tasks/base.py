@@ -153,7 +153,7 @@ class Task(ABC):
     @abstractmethod
     def predict(self, model: Any, images: Sequence[Any], meta: Meta, **options: Any) -> list[Result]: ...
 
-    def setup_training(self, cfg: Any, meta: Meta) -> None:
+    def setup_training(self, cfg: Any, meta: Meta) -> None:  # noqa: B027 - an optional hook
         """Called once before training (e.g. to build batch-level augmentation from ``cfg``)."""
 
     def collate(self, samples: list[Any]) -> Any:

@@ -145,9 +145,8 @@ class ClassifyTask(Task):
         """With ``calibrate``: fit a temperature on the validation logits and store it in the weights."""
         if not cfg.calibrate:
             return {}
-        from pixelmind.metrics.classification import fit_temperature
-
         from pixelmind.api import model_device
+        from pixelmind.metrics.classification import fit_temperature
 
         logits, targets = [], []
         device = model_device(model)
