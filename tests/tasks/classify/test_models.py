@@ -71,3 +71,12 @@ def test_pretrained_builtin_model_is_refused():
     with pytest.raises(ConfigError, match="pretrained") as info:
         build_classifier("pm_cnn_t", num_classes=3, imgsz=32, pretrained=True)
     assert "pm_cnn_t" in str(info.value)
+
+
+def test_pretrained_timm_offline_fails_at_once_with_a_clear_message():
+    from pixelmind.tasks.classify.models import _hub_unreachable
+
+    if _hub_unreachable() is None:
+        pytest.skip("the hub is reachable from here")
+    with pytest.raises(ConfigError, match="pretrained: .*--weights PATH"):
+        build_classifier("resnet18", num_classes=3, imgsz=32, pretrained=True)

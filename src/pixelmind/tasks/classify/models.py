@@ -71,6 +71,25 @@ def pm_cnn_l(num_classes: int, **_) -> nn.Module:
     return SmallCNN(num_classes, (64, 128, 256), depth=2, drop=0.3)
 
 
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached (None if it can, or if the user works from its cache).
+
+    Checked up front because the hub client retries for about a minute before giving up offline.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        return None
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError as err:
+        return f"{host} is not reachable ({err.strerror or err})"
+    return None
+
+
 def build_timm(name: str, num_classes: int, imgsz: int, pretrained: bool = False) -> nn.Module:
     """Any timm model; Vision Transformers are built for ``imgsz`` (e.g. ViT at 32 px)."""
     import timm
@@ -79,6 +98,9 @@ def build_timm(name: str, num_classes: int, imgsz: int, pretrained: bool = False
         close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
         hint = f"; similar timm models: {', '.join(close)}" if close else ""
         raise ConfigError(f"model: unknown model {name!r} (built-in: {', '.join(MODELS)}; or any timm model{hint})")
+    if pretrained and (why := _hub_unreachable()):
+        raise ConfigError(f"pretrained: timm weights for {name!r} come from the hub, but {why}; "
+                          "pass --weights PATH with a local file instead")  # fmt: skip
     try:
         try:
             return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, img_size=imgsz)
