@@ -21,6 +21,7 @@ from _common import machine
 from torch.utils.data import DataLoader
 
 from pixelmind.config import make_config
+from pixelmind.data.batch_transforms import BatchAugment
 from pixelmind.data.datasets import SkipBadCollate
 from pixelmind.engine.optim import build_optimizer, build_scheduler
 from pixelmind.engine.trainer import Trainer
@@ -28,8 +29,12 @@ from pixelmind.tasks import get_task
 from pixelmind.tasks.base import Meta
 
 
-def bare_loop(model, dataset, cfg, device) -> list[float]:
-    """The loop a user would write by hand: images/s per epoch."""
+def bare_loop(model, dataset, cfg, meta, device) -> list[float]:
+    """The loop a user would write by hand: images/s per epoch.
+
+    In-memory data arrives as uint8 batches; like ClassifyTask, the loop augments them per batch.
+    """
+    augment = BatchAugment(meta.mean, meta.std, hflip=meta.extra.get("hflip", True), scale=(0.75, 1.0), ratio=(0.85, 1.18))
     model = model.to(device).train()
     loader = DataLoader(dataset, batch_size=cfg.batch, shuffle=True, drop_last=True, num_workers=cfg.workers,
                         persistent_workers=cfg.workers > 0, collate_fn=SkipBadCollate(torch.utils.data.default_collate))  # fmt: skip
@@ -40,6 +45,8 @@ def bare_loop(model, dataset, cfg, device) -> list[float]:
         n, t0 = 0, time.perf_counter()
         for (x, y), _bad in loader:
             x, y = x.to(device), y.to(device)
+            if x.dtype == torch.uint8:
+                x = augment(x)
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
@@ -67,13 +74,13 @@ def main() -> None:
                        "epochs": args.epochs, "workers": args.workers, "device": args.device, "precision": args.precision,
                        "lr": 1e-3, "augment": "light", "project": tempfile.mkdtemp()})  # fmt: skip
     bundle = task.load_data(cfg)
-    meta = Meta(task="classify", model=args.model, class_names=bundle.class_names, imgsz=args.imgsz)
+    meta = Meta(task="classify", model=args.model, class_names=bundle.class_names, imgsz=args.imgsz, extra=dict(bundle.augment_ok))
     torch.manual_seed(0)
     model = task.build_model(cfg, meta)
     init = copy.deepcopy(model.state_dict())
 
     torch.manual_seed(0)
-    bare = bare_loop(model, bundle.train, cfg, torch.device("cuda" if args.device.startswith("cuda") else "cpu"))
+    bare = bare_loop(model, bundle.train, cfg, meta, torch.device("cuda" if args.device.startswith("cuda") else "cpu"))
     model.load_state_dict(init)
     trainer = Trainer(task, cfg, meta, model, bundle)
     trainer.fit()
