@@ -21,13 +21,9 @@ import torch
 from pixelmind.config import TrainConfig, load_yaml, make_config
 from pixelmind.engine import checkpoint as ckpt
 from pixelmind.errors import ConfigError, DataError, PixelmindError, WeightsError
+from pixelmind.nn.device import model_device
 from pixelmind.tasks import get_task
 from pixelmind.tasks.base import Meta
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 class Model:
@@ -147,6 +143,7 @@ class Model:
     # -- evaluation ------------------------------------------------------------------------
     def val(self, data: str | None = None, batch: int = 64, workers: int = 0, plots_dir: str | Path | None = None, **overrides: Any) -> dict[str, float]:
         """Evaluate on a data set's validation split (default: the one the model was trained on)."""
+        from pixelmind.engine.evaluate import run_validation
         from pixelmind.engine.trainer import make_loader
 
         net, meta = self._require_net(), self.meta
@@ -160,24 +157,14 @@ class Model:
         )  # fmt: skip
         bundle = self.task.load_data(cfg, meta)
         loader = make_loader(bundle.val, self.task, cfg, train=False, pin=False)
-        evaluator = self.task.evaluator(meta)
-        device = model_device(net)
-        skipped = 0
-        with torch.inference_mode():
-            for batch_, bad in loader:
-                skipped += len(bad)
-                if batch_ is None:
-                    continue
-                from accelerate.utils import send_to_device
-
-                preds, targets = self.task.validation_step(net.eval(), send_to_device(batch_, device))
-                evaluator.update(preds, targets)
+        skipped: dict[str, str] = {}
+        evaluator = run_validation(self.task, net, self.task.evaluator(meta), loader, model_device(net), skipped)
         metrics = evaluator.compute()
         if not metrics:
             raise DataError(f"{data}: no readable validation images")
-        metrics["samples"] = float(len(bundle.val) - skipped)
+        metrics["samples"] = float(len(bundle.val) - len(skipped))
         if skipped:
-            metrics["skipped"] = float(skipped)
+            metrics["skipped"] = float(len(skipped))
         if plots_dir:
             evaluator.plots(Path(plots_dir))
         return metrics

@@ -108,6 +108,17 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read IDX file ({err})") from None
 
 
+def read_idx_shape(path: str | Path) -> tuple[int, ...] | None:
+    """The array shape an IDX file declares in its header (no data read); None if the header is short."""
+    path = Path(path)
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4:
+            return None
+        body = f.read(4 * head[3])
+    return struct.unpack(f">{head[3]}I", body) if len(body) == 4 * head[3] else None
+
+
 def find_idx_split(root: Path, split: str) -> tuple[Path, Path] | None:
     """Find ``<split>-images-idx3-ubyte[.gz]`` and its labels file (MNIST naming; 'test' = 't10k')."""
     prefixes = ["train"] if split == "train" else ["t10k", "test"]

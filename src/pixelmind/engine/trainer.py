@@ -235,20 +235,11 @@ class Trainer:
             self.skipped.update(part_skipped)
         return merged, all_steps
 
-    @torch.inference_mode()
-    def evaluate(self, model: torch.nn.Module, meta: Meta, loader: DataLoader | None = None):
-        """One validation pass; returns the evaluator (metrics via ``compute()``)."""
-        from accelerate.utils import send_to_device
+    def evaluate(self, model: torch.nn.Module, meta: Meta):
+        """One validation pass on rank 0's device; returns the evaluator (metrics via ``compute()``)."""
+        from pixelmind.engine.evaluate import run_validation
 
-        evaluator = self.task.evaluator(meta)
-        model.eval()
-        for batch, bad in loader or self.val_loader:
-            self.skipped.update({b.path: b.reason for b in bad})
-            if batch is None:
-                continue
-            preds, targets = self.task.validation_step(model, send_to_device(batch, self.acc.device))
-            evaluator.update(preds, targets)
-        return evaluator
+        return run_validation(self.task, model, self.task.evaluator(meta), self.val_loader, self.acc.device, self.skipped)
 
     def fit(self) -> dict[str, float]:
         from accelerate.utils import set_seed

@@ -43,20 +43,17 @@ def test_builtin_forward_and_backward(name):
         assert model(torch.randn(1, 3, 16, 24)).shape == (1, 5)
 
 
-def test_timm_resnet18_at_32px():
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224"])
+def test_timm_models_at_32px(name):
     torch.manual_seed(0)
-    model = build_classifier("resnet18", num_classes=3, imgsz=32).eval()
-    with torch.no_grad():
-        out = model(torch.randn(2, 3, 32, 32))
-    assert out.shape == (2, 3) and torch.isfinite(out).all()
-
-
-def test_timm_vit_is_built_for_the_image_size():
-    torch.manual_seed(0)
-    model = build_classifier("vit_tiny_patch16_224", num_classes=4, imgsz=32).eval()
+    model = build_classifier(name, num_classes=4, imgsz=32).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 4) and torch.isfinite(out).all()
+
+
+def test_timm_vit_is_built_for_the_image_size():
+    model = build_classifier("vit_tiny_patch16_224", num_classes=4, imgsz=32)
     assert model.patch_embed.num_patches == 4  # (32 / 16) ** 2, not the 196 of 224 px
 
 

@@ -128,16 +128,10 @@ def load_classification_data(
 
 def idx_train_count(source: str) -> int | None:
     """Number of training images of an IDX folder, from its header; None for other sources."""
-    import gzip
-    import struct
-
     path = Path(source).expanduser()
     idx = formats.find_idx_split(path, "train") if path.is_dir() else None
-    if idx is None:
-        return None
-    with (gzip.open if idx[0].suffix == ".gz" else open)(idx[0], "rb") as f:
-        header = f.read(8)
-    return struct.unpack(">I", header[4:8])[0] if len(header) == 8 else None
+    shape = formats.read_idx_shape(idx[0]) if idx else None
+    return shape[0] if shape else None
 
 
 def native_image_size(source: str, peek: int = 16) -> int | None:
@@ -150,12 +144,8 @@ def native_image_size(source: str, peek: int = 16) -> int | None:
         return 8 if source == "digits" else None
     path = Path(source).expanduser()
     if path.is_dir() and (idx := formats.find_idx_split(path, "train")):
-        import gzip
-        import struct
-
-        with (gzip.open if idx[0].suffix == ".gz" else open)(idx[0], "rb") as f:
-            header = f.read(16)
-        return min(struct.unpack(">II", header[8:16])) if len(header) == 16 else None
+        shape = formats.read_idx_shape(idx[0])
+        return min(shape[1:]) if shape and len(shape) == 3 else None
     if path.is_file() and path.suffix.lower() == ".csv":
         files = [p for p, _ in formats.csv_samples(path)[0][:peek]]
     elif path.is_dir():

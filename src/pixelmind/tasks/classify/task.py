@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pixelmind.nn.device import model_device
 from pixelmind.nn.memory_format import match_memory_format
 from pixelmind.tasks.base import DataBundle, Meta, Task
 from pixelmind.tasks.classify.data import load_classification_data
@@ -135,8 +136,6 @@ class ClassifyTask(Task):
 
     @torch.inference_mode()
     def predict(self, model, images, meta: Meta, topk: int = 5, **_: Any) -> list[ClassificationResult]:
-        from pixelmind.api import model_device
-
         tf = self.preprocess(meta)
         x = torch.stack([tf(im) for im in images]).to(model_device(model))
         return self.postprocess(model(x), meta, topk)
@@ -145,20 +144,10 @@ class ClassifyTask(Task):
         """With ``calibrate``: fit a temperature on the validation logits and store it in the weights."""
         if not cfg.calibrate:
             return {}
-        from pixelmind.api import model_device
-        from pixelmind.metrics.classification import fit_temperature
+        from pixelmind.engine.evaluate import run_validation
+        from pixelmind.metrics.classification import ClassificationEvaluator, fit_temperature
 
-        logits, targets = [], []
-        device = model_device(model)
-        model.eval()
-        with torch.inference_mode():
-            for batch, _bad in val_loader:
-                if batch is None:
-                    continue
-                out, y = self.validation_step(model, (batch[0].to(device), batch[1].to(device)))
-                logits.append(out.float().cpu())
-                targets.append(y.cpu())
-        return {"temperature": fit_temperature(torch.cat(logits), torch.cat(targets))}
-
+        ev = run_validation(self, model, ClassificationEvaluator(meta.class_names), val_loader, model_device(model))
+        return {"temperature": fit_temperature(ev.logits, ev.targets)}
 
 TASK = ClassifyTask()
