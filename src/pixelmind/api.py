@@ -121,7 +121,7 @@ class Model:
         bundle = self.task.load_data(cfg, meta)
         if meta is None:
             meta = Meta(task=self.task.name, model=cfg.model, class_names=bundle.class_names, imgsz=cfg.imgsz,
-                        extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction, **bundle.augment_ok})  # fmt: skip
+                        extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction, **bundle.meta_extra})  # fmt: skip
         from accelerate.utils import set_seed
 
         set_seed(cfg.seed)  # the initial weights depend on the seed alone (same on every DDP process)
@@ -171,7 +171,8 @@ class Model:
 
     # -- inference -------------------------------------------------------------------------
     def predict_iter(
-        self, source: Any, batch: int = 32, save_dir: str | Path | None = None, max_pixels: int = 100_000_000, **options: Any
+        self, source: Any, batch: int = 32, save_dir: str | Path | None = None, max_pixels: int = 100_000_000,
+        _keep_result: bool = False, **options: Any,
     ) -> Iterator[dict[str, Any]]:
         """Stream one JSON-safe dict per image (``error`` instead of a result for unreadable files)."""
         from PIL import Image
@@ -208,10 +209,35 @@ class Model:
                 if save_dir is not None:
                     # numbered, so that same-named files from different folders do not overwrite each other
                     stem = Path(name).stem if not name.startswith("<") else "image"
-                    target = Path(save_dir) / f"{count:06d}_{stem}.jpg"
-                    result.render(im).save(target, quality=92)
+                    suffix = getattr(result, "file_suffix", ".jpg")  # lossless for image outputs (enhance)
+                    target = Path(save_dir) / f"{count:06d}_{stem}{suffix}"
+                    result.render(im).save(target, **({"quality": 92} if suffix == ".jpg" else {}))
                     out["saved"] = str(target)
+                if _keep_result:
+                    out["_result"] = result
                 yield out
+
+    def enhance(self, source: Any, out_dir: str | Path, **options: Any) -> Iterator[dict[str, Any]]:
+        """Enhance images into ``out_dir`` as PNG files named like their sources; one dict per image.
+
+        Options go to the task's predict (``tile``, ``overlap``, ``progress``). Same-named sources
+        from different folders get ``_1``, ``_2`` ... suffixes instead of overwriting each other.
+        """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        used: set[str] = set()
+        for row in self.predict_iter(source, batch=1, save_dir=None, _keep_result=True, **options):
+            result = row.pop("_result", None)
+            if result is not None:
+                stem = Path(row["source"]).stem if not row["source"].startswith("<") else "image"
+                name, n = f"{stem}.png", 0
+                while name in used:
+                    n += 1
+                    name = f"{stem}_{n}.png"
+                used.add(name)
+                result.render().save(out_dir / name)
+                row["saved"] = str(out_dir / name)
+            yield row
 
     def predict(self, source: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """Predict on a file, folder, glob, list of paths, or PIL image(s); see :meth:`predict_iter`."""
@@ -242,7 +268,7 @@ class Model:
         path = Path(path) if path else base.with_suffix(".onnx" if format == "onnx" else ".torchscript")
         net = net.eval().cpu()
         if format == "onnx":
-            export_onnx(net, meta, path)
+            export_onnx(net, meta, path, dynamic_hw=self.task.dynamic_image_size)
             exported: torch.nn.Module = OnnxModule(path)
         else:
             export_torchscript(net, meta, path)
@@ -253,8 +279,11 @@ class Model:
             raise PixelmindError(f"{path}: parity check failed: max |difference| {diff:.3g} > tolerance {tolerance:g}")
         return path, diff
 
-    def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor:
-        """Real validation images when the training data is reachable, else seeded noise."""
+    def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor | list[torch.Tensor]:
+        """Real validation images when the training data is reachable, else seeded noise.
+
+        Images of different sizes (whole images for image-to-image tasks) come as a list of batches of one.
+        """
         meta = self.meta
         try:
             cfg = make_config({"task": meta.task, "data": data or self.config.get("data", ""), "imgsz": meta.imgsz,
@@ -265,12 +294,14 @@ class Model:
                 item = val[i]
                 if isinstance(item, tuple):
                     xs.append(item[0])
-            if xs:
+            if xs and len({x.shape for x in xs}) == 1:
                 return torch.stack(xs)
+            if xs:
+                return [x[None] for x in xs[:8]]
         except PixelmindError:
             pass
         g = torch.Generator().manual_seed(0)
-        return torch.randn(8, 3, meta.imgsz, meta.imgsz, generator=g)
+        return torch.rand(8, meta.extra.get("channels", 3), meta.imgsz, meta.imgsz, generator=g)
 
     def info(self) -> dict[str, Any]:
         net, meta = self._require_net(), self.meta

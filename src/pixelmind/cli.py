@@ -74,6 +74,8 @@ def train(
     calibrate: Optional[bool] = typer.Option(None, "--calibrate", help="fit a temperature on the val set"),
     augment: Optional[str] = typer.Option(None, help="none | light | trivial | randaugment"),
     val_fraction: Optional[float] = typer.Option(None, help="val share when the data has no val split"),
+    degradation: Optional[str] = typer.Option(None, help="enhance: sr | denoise | jpeg | deblur"),
+    scale: Optional[int] = typer.Option(None, help="enhance: super-resolution factor 2, 3 or 4"),
     set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="any config key: --set mixup=0.2"),
     json_out: bool = typer.Option(False, "--json", help="print the final metrics as JSON on the last line"),
 ) -> None:
@@ -83,7 +85,7 @@ def train(
     overrides = dict(
         epochs=epochs, imgsz=imgsz, batch=batch, lr=lr, device=device, name=name, project=project, weights=weights,
         pretrained=pretrained, optimizer=optimizer, precision=precision, workers=workers, seed=seed, patience=patience,
-        ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction,
+        ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction, degradation=degradation, scale=scale,
     )  # fmt: skip
     overrides.update(_parse_sets(set_))
     if data is None and resume is None and not config:
@@ -140,6 +142,33 @@ def predict(
             errors += "error" in row
     sys.stdout.flush()
     err.print(f"{n} images, {errors} unreadable; results in {out / 'results.jsonl'}" + (f", pictures in {out}" if save else ""))
+
+
+@app.command()
+def enhance(
+    inputs: list[str] = typer.Argument(..., help="image files, folders, globs or .txt lists"),
+    weights: Path = typer.Option(..., help="enhance weights (.safetensors or .onnx)"),
+    out: Path = typer.Option(Path("runs/enhanced"), "--out", "-o", help="output folder (PNG files, same names)"),
+    tile: int = typer.Option(256, help="tile size in input pixels (memory is bounded by the tile, not the image)"),
+    overlap: int = typer.Option(32, help="tile overlap in input pixels, blended"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Enhance images (super-resolve, denoise, remove JPEG artifacts, deblur) into OUT as PNG files."""
+    from pixelmind.api import Model
+    from pixelmind.engine.console import FileProgress
+
+    m = Model.load(weights, device=device)
+    if m.meta.task != "enhance":
+        raise PixelmindError(f"{weights}: a {m.meta.task} model; `pixelmind enhance` needs enhance weights")
+    err = _console(True)
+    with FileProgress(err) as progress:
+        rows = list(m.enhance(inputs, out, tile=tile, overlap=overlap, progress=progress))
+    bad = [r for r in rows if "error" in r]
+    for r in bad:
+        err.print(f"skipped {r['error']}", markup=False)
+    err.print(f"{len(rows) - len(bad)} images enhanced into {out}" + (f", {len(bad)} unreadable" if bad else ""))
+    if len(bad) == len(rows):
+        raise PixelmindError("no readable input images")
 
 
 @app.command()

@@ -39,7 +39,7 @@ class TrainConfig(BaseModel):
     batch: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    weight_decay: float = Field(0.05, ge=0)
+    weight_decay: float | None = Field(None, ge=0, description="AdamW/SGD weight decay (task recipe: 0.05 classify, 0 enhance)")
     momentum: float = Field(0.9, ge=0, lt=1)
     scheduler: Literal["cosine", "step", "constant"] = "cosine"
     step_size: int = Field(10, ge=1, description="epochs between lr drops for the step schedule")
@@ -68,6 +68,15 @@ class TrainConfig(BaseModel):
     calibrate: bool = False
     max_pixels: int = Field(100_000_000, ge=1, description="larger images are refused (decompression bombs)")
     limit: int | None = Field(None, ge=1, description="use at most this many training samples (quick tries)")
+    # enhance: the degradation learned in reverse, applied on the fly to clean images
+    degradation: Literal["sr", "denoise", "jpeg", "deblur"] | None = Field(None, description="enhance: what to undo")
+    scale: int | None = Field(None, ge=1, le=4, description="enhance: super-resolution factor (1 for restoration)")
+    noise_sigma: float | tuple[float, float] = Field(25.0, description="enhance denoise: Gaussian sigma on 0-255, or [lo, hi] (blind)")
+    jpeg_quality: int | tuple[int, int] = Field(20, description="enhance jpeg: Pillow quality, or [lo, hi]")
+    blur: Literal["gaussian", "motion", "both"] = Field("both", description="enhance deblur: kernel family")
+    loss: Literal["l1", "mse", "charbonnier"] | None = Field(None, description="enhance: pixel loss")
+    channels: Literal[1, 3] | None = Field(None, description="enhance: 1 = greyscale, 3 = colour (default: from the data)")
+    epoch_samples: int | None = Field(None, ge=1, description="enhance: random crops per epoch")
 
     def __init__(self, **data: Any) -> None:
         # The module promises ConfigError (one line per field) for any bad key or value, also
@@ -82,6 +91,15 @@ class TrainConfig(BaseModel):
         ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
         if not ok:
             raise ValueError(f"device: must be auto, cpu, cuda, cuda:N or mps (got {self.device!r})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> TrainConfig:
+        for key, lo, hi in (("noise_sigma", 0, 255), ("jpeg_quality", 1, 100)):
+            value = getattr(self, key)
+            pair = value if isinstance(value, tuple) else (value, value)
+            if not (lo <= pair[0] <= pair[1] <= hi):
+                raise ValueError(f"{key}: must lie in {lo}..{hi} (a number or [lo, hi] with lo <= hi; got {value!r})")
         return self
 
     def filled(self, defaults: dict[str, Any]) -> TrainConfig:

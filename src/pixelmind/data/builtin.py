@@ -20,4 +20,35 @@ def digits() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return images, torch.from_numpy(d.target).long(), [str(i) for i in range(10)]
 
 
+#: built-in labelled data sets for classification
 BUILTIN = {"digits": digits}
+
+
+#: scikit-image's bundled natural photos (in its wheel; nothing is downloaded), for enhancement and compression.
+PHOTO_NAMES = (
+    "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
+    "hubble_deep_field", "ihc", "moon", "motorcycle_left", "motorcycle_right", "page", "retina",
+    "rocket", "text",
+)  # fmt: skip
+
+
+def photo_paths() -> list:
+    """Paths of scikit-image's bundled photos (grey and colour, 0.1-1.4 megapixels each).
+
+    Example:
+        >>> len(photo_paths()) >= 15
+        True
+    """
+    from pathlib import Path
+
+    from pixelmind.errors import DataError
+
+    try:
+        import skimage.data
+    except ImportError:
+        raise DataError("photos: the built-in photos come with scikit-image (pip install scikit-image)") from None
+    root = Path(skimage.data.__file__).parent
+    paths = [p for name in PHOTO_NAMES for p in (root / f"{name}.png", root / f"{name}.jpg") if p.is_file()]
+    if not paths:
+        raise DataError(f"photos: no bundled photos found in {root}")
+    return paths

@@ -68,3 +68,37 @@ class EpochProgress:
         if bar is not None:
             self.progress.remove_task(bar)
             self.progress.stop()
+
+
+class FileProgress:
+    """A progress bar over the tiles of the image being enhanced; call it as ``progress(done, total)``.
+
+    Large images take minutes on a CPU, so the bar moves per tile rather than per file. It shows
+    only on a terminal.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        console = console or Console()
+        self.progress = None
+        if console.is_terminal:
+            self.progress = Progress(TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TimeRemainingColumn(), console=console, transient=True)  # fmt: skip
+        self.bar = None
+
+    def __enter__(self) -> FileProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        if self.bar is None or done == 0:
+            if self.bar is not None:
+                self.progress.remove_task(self.bar)
+            self.bar = self.progress.add_task("tiles", total=total)
+        self.progress.update(self.bar, completed=done, total=total)

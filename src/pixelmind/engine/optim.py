@@ -30,7 +30,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def build_optimizer(model: nn.Module, cfg: Any, lr: float | None = None) -> torch.optim.Optimizer:
     lr = lr if lr is not None else cfg.lr
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay if cfg.weight_decay is not None else 0.05)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
     return torch.optim.AdamW(groups, lr=lr)

@@ -42,6 +42,13 @@ def write_report(
         rows = [[n, *(_fmt(v) for v in d.values())] for n, d in list(details["per_class"].items())[:200]]
         first = next(iter(details["per_class"].values()))
         parts += ["## Per class", "", _table(rows, ["class", *first.keys()]), ""]
+    notes = {k: v for k, v in details.items() if isinstance(v, str)}
+    if notes:
+        parts += ["## Evaluation", ""] + [f"- {k}: {v}" for k, v in notes.items()] + [""]
+    if details.get("per_image"):
+        rows = details["per_image"][:200]
+        parts += ["## Per image (validation order)", "", _table([[i, *(_fmt(v) for v in r.values())] for i, r in enumerate(rows)],
+                                                              ["image", *rows[0].keys()]), ""]  # fmt: skip
     if plots:
         parts += ["## Plots", ""] + [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in plots] + [""]
     parts += ["## Config", "", "```yaml"]

@@ -25,18 +25,22 @@ from pixelmind.tasks.base import Meta
 OPSET = 18
 
 
-def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPSET) -> Path:
-    """Write ``model`` as ONNX with a dynamic batch axis and ``meta`` in its metadata_props."""
+def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPSET, dynamic_hw: bool = False) -> Path:
+    """Write ``model`` as ONNX with a dynamic batch axis and ``meta`` in its metadata_props.
+
+    ``dynamic_hw`` also leaves height and width free (image-to-image models take any size).
+    """
     import onnx
 
     path = Path(path)
     model = model.eval().cpu()
-    dummy = torch.zeros(2, 3, meta.imgsz, meta.imgsz)
+    dummy = torch.zeros(2, meta.extra.get("channels", 3), meta.imgsz, meta.imgsz)
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter warns about its own deprecation
         torch.onnx.export(
             model, (dummy,), str(path), input_names=["images"], output_names=["output"],
-            dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}}, opset_version=opset, dynamo=False,
+            dynamic_axes={"images": axes, "output": axes}, opset_version=opset, dynamo=False,
         )  # fmt: skip
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
@@ -79,7 +83,7 @@ def export_torchscript(model: nn.Module, meta: Meta, path: str | Path) -> Path:
     model = model.eval().cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, torch.zeros(1, 3, meta.imgsz, meta.imgsz))
+        traced = torch.jit.trace(model, torch.zeros(1, meta.extra.get("channels", 3), meta.imgsz, meta.imgsz))
         torch.jit.save(traced, str(path), _extra_files={"pixelmind_meta.json": meta.to_json()})
     return path
 
@@ -104,11 +108,15 @@ class TorchScriptModule(nn.Module):
         return self.module(x)
 
 
-def max_abs_diff(reference: nn.Module, candidate: nn.Module, inputs: torch.Tensor, batch: int = 32) -> float:
-    """Largest |difference| of the outputs of two models over ``inputs`` (the parity check)."""
+def max_abs_diff(reference: nn.Module, candidate: nn.Module, inputs: torch.Tensor | list[torch.Tensor], batch: int = 32) -> float:
+    """Largest |difference| of the outputs of two models over ``inputs`` (the parity check).
+
+    ``inputs`` is one batch tensor, or a list of batches (images of different sizes).
+    """
     worst = 0.0
+    chunks = inputs.split(batch) if torch.is_tensor(inputs) else inputs
     with torch.inference_mode():
-        for chunk in inputs.split(batch):
+        for chunk in chunks:
             a, b = reference(chunk).float(), candidate(chunk).float()
             worst = max(worst, (a - b).abs().max().item())
     return worst

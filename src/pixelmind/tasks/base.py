@@ -98,7 +98,7 @@ class DataBundle:
     val: Any
     class_names: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
-    augment_ok: dict[str, bool] = field(default_factory=dict)
+    meta_extra: dict[str, Any] = field(default_factory=dict)  # stored in Meta.extra (e.g. hflip allowed)
 
 
 class Evaluator(Protocol):
@@ -121,6 +121,8 @@ class Task(ABC):
     metric_mode: str = "max"
     #: the default recipe: fills every TrainConfig field the user left as None.
     defaults: dict[str, Any] = {}
+    #: the model takes images of any height and width (exports leave them dynamic)
+    dynamic_image_size: bool = False
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
         """The default recipe for this data: values for every config field the user left as None."""

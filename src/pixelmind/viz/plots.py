@@ -105,3 +105,39 @@ def plot_histogram(values: Sequence[float], path: Path, title: str, xlabel: str)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     return _save(fig, path)
+
+
+def plot_per_image_psnr(model: Sequence[float], baseline: Sequence[float], path: Path, baseline_name: str) -> Path:
+    """Grouped bars: the model's and the baseline's PSNR for each validation image."""
+    plt = _pyplot()
+    n = len(model)
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * n + 2), 3.4))
+    x = np.arange(n)
+    ax.bar(x - 0.2, baseline, 0.4, label=f"{baseline_name} (mean {np.mean(baseline):.2f} dB)", color="#9aa5b1")
+    ax.bar(x + 0.2, model, 0.4, label=f"model (mean {np.mean(model):.2f} dB)", color="#2f6fde")
+    lo = min(min(model), min(baseline))
+    ax.set_ylim(max(0.0, lo - 3), max(max(model), max(baseline)) + 1.5)
+    ax.set_xticks(x, [str(i) for i in range(n)])
+    ax.set_xlabel("validation image")
+    ax.set_ylabel("PSNR (dB)")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_enhance_examples(examples, path: Path, scale: int, crop: int = 160) -> Path:
+    """Rows of input | baseline | model | ground truth, centre crops of ``crop`` output pixels."""
+    plt = _pyplot()
+    titles = ("input" + (f" (x{scale} nearest)" if scale > 1 else ""), "bicubic" if scale > 1 else "input", "model", "ground truth")
+    fig, axes = plt.subplots(len(examples), 4, figsize=(10, 2.6 * len(examples)), squeeze=False)
+    for row, (lq, base, out, ref) in zip(axes, examples):
+        h, w = ref.shape[-2:]
+        c = min(crop, h, w)
+        top, left = (h - c) // 2, (w - c) // 2
+        up = lq.clamp(0, 1).repeat_interleave(scale, -2).repeat_interleave(scale, -1) if scale > 1 else lq.clamp(0, 1)
+        for ax, img, title in zip(row, (up, base, out, ref), titles):
+            patch = img[..., top : top + c, left : left + c]
+            arr = patch.permute(1, 2, 0).numpy()
+            ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    return _save(fig, path)

@@ -62,7 +62,7 @@ def test_digits():
     assert b.class_names == [str(i) for i in range(10)]
     assert len(b.train) + len(b.val) == 1797
     assert abs(len(b.val) - 0.25 * 1797) < 10
-    assert b.augment_ok["hflip"] is False  # mirrored digits change meaning
+    assert b.meta_extra["hflip"] is False  # mirrored digits change meaning
     assert b.summary["image_size"] == "8x8" and b.summary["classes"] == 10
     assert set(b.val.targets) == set(range(10))
     _check_sample(b.train[0], 10, torch.uint8)

@@ -57,6 +57,7 @@ class ClassifyTask(Task):
         "imgsz": 32,
         "batch": 128,
         "lr": 3e-3,
+        "weight_decay": 0.05,
         "augment": "light",
         "channels_last": True,
     }
