@@ -12,9 +12,27 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pixelmind.data.imresize import imresize
-from pixelmind.metrics.image_quality import PSNR_MAX, psnr, psnr_batch, rgb_to_y, ssim, ssim_batch, to_uint8_levels
+from pixelmind.metrics.image_quality import (
+    PSNR_MAX,
+    psnr,
+    psnr_batch,
+    rgb_to_y,
+    ssim,
+    ssim_batch,
+    to_uint8_levels,
+)
 
 SUPERRES = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "superres"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Run these small-image tests on one thread: on a busy 2-core machine torch's second thread
+    mostly spins (measured 5x slower overall), and one thread is as fast for ~500 px images."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _noisy_pair(shape, seed=0, sigma=12.0):
@@ -28,7 +46,9 @@ def test_psnr_matches_skimage():
     a, b = _noisy_pair((37, 41, 3))
     ref = peak_signal_noise_ratio(a, b, data_range=255)
     assert psnr(b, a) == pytest.approx(ref, abs=1e-10)
-    assert psnr(torch.from_numpy(b).permute(2, 0, 1), torch.from_numpy(a).permute(2, 0, 1)) == pytest.approx(ref, abs=1e-10)
+    assert psnr(torch.from_numpy(b).permute(2, 0, 1), torch.from_numpy(a).permute(2, 0, 1)) == pytest.approx(
+        ref, abs=1e-10
+    )
     ref_crop = peak_signal_noise_ratio(a[4:-4, 4:-4], b[4:-4, 4:-4], data_range=255)
     assert psnr(b, a, crop_border=4) == pytest.approx(ref_crop, abs=1e-10)
 
@@ -94,7 +114,10 @@ def test_batch_matches_single():
         (lambda: psnr(np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 8, 3))), "H x W x C"),
         (lambda: psnr(np.zeros((8, 8)), np.zeros((8, 8)), crop_border=4), "crop_border=4 leaves 0x0"),
         (lambda: ssim(np.zeros((12, 12)), np.zeros((12, 12)), crop_border=1), "at least 11"),
-        (lambda: psnr(np.zeros((8, 8, 2)), np.zeros((8, 8, 2)), y_channel=True), "1 \\(grey\\) or 3 \\(RGB\\)"),
+        (
+            lambda: psnr(np.zeros((8, 8, 2)), np.zeros((8, 8, 2)), y_channel=True),
+            "1 \\(grey\\) or 3 \\(RGB\\)",
+        ),
         (lambda: psnr([[0]], [[0]]), "numpy array"),
         (lambda: psnr_batch(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)), r"\[B, C, H, W\]"),
         (lambda: psnr(np.zeros((8, 8)), np.zeros((8, 8)), crop_border=-1), ">= 0"),
@@ -106,7 +129,12 @@ def test_bad_inputs_raise(call, match):
 
 
 # Published bicubic baselines (Y channel, `scale` pixels of border cropped), mean over the images.
-MATLAB_ROW = {("Set5", 2): (33.66, 0.9299), ("Set14", 2): (30.24, 0.8688), ("Set5", 4): (28.42, 0.8104), ("Set14", 4): (26.00, 0.7027)}
+MATLAB_ROW = {
+    ("Set5", 2): (33.66, 0.9299),
+    ("Set14", 2): (30.24, 0.8688),
+    ("Set5", 4): (28.42, 0.8104),
+    ("Set14", 4): (26.00, 0.7027),
+}
 PIL_ROW = {("Set5", 2): 33.64, ("Set14", 2): 30.31, ("Set5", 4): 28.42, ("Set14", 4): 26.08}
 
 
@@ -123,8 +151,13 @@ def _tensor(im: Image.Image) -> torch.Tensor:
 def _pairs(set_name: str, scale: int) -> list[tuple[Image.Image, Image.Image]]:
     folder = SUPERRES / set_name / f"x{scale}"
     if not folder.is_dir():
-        pytest.skip(f"shared SR data not found at {folder} (a developer machine has it at ../shared/datasets)")
-    return [(_load(hr), _load(hr.with_name(hr.name.replace("_HR", "_LR")))) for hr in sorted(folder.glob("*_HR.png"))]
+        pytest.skip(
+            f"shared SR data not found at {folder} (a developer machine has it at ../shared/datasets)"
+        )
+    return [
+        (_load(hr), _load(hr.with_name(hr.name.replace("_HR", "_LR"))))
+        for hr in sorted(folder.glob("*_HR.png"))
+    ]
 
 
 @pytest.mark.parametrize("set_name, scale", list(MATLAB_ROW))

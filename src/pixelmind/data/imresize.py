@@ -106,7 +106,9 @@ def resize_weights(
         (torch.Size([8, 4]), 0, 3)
     """
     if in_len < 1 or out_len < 1 or not scale > 0:
-        raise ValueError(f"resize_weights: need in_len, out_len >= 1 and scale > 0, got {in_len}, {out_len}, {scale}")
+        raise ValueError(
+            f"resize_weights: need in_len, out_len >= 1 and scale > 0, got {in_len}, {out_len}, {scale}"
+        )
     if boundary not in ("replicate", "symmetric"):
         raise ValueError(f"resize_weights: boundary must be 'replicate' or 'symmetric', got {boundary!r}")
     width, kscale = _CUBIC_WIDTH, 1.0
@@ -260,7 +262,9 @@ def imresize_uint8(
     """
     img = np.asarray(img)
     if img.dtype != np.uint8 or img.ndim not in (2, 3):
-        raise ValueError(f"imresize_uint8: expected a uint8 array H x W or H x W x C, got {img.dtype} {img.shape}")
+        raise ValueError(
+            f"imresize_uint8: expected a uint8 array H x W or H x W x C, got {img.dtype} {img.shape}"
+        )
     t = torch.from_numpy(np.array(img))  # a copy: np.asarray(PIL image) is read-only
     t = t[None] if img.ndim == 2 else t.permute(2, 0, 1)
     out = imresize(t, scale, size, antialias, boundary)

@@ -91,11 +91,15 @@ def _levels(x: Tensor, name: str) -> Tensor:
     x = x.detach().double()
     # A [0, 1] image has fractional values and no value above 1; a 0..255 image practically never.
     if x.numel() and x.max() <= 1 and bool((x != x.round()).any()):
-        raise ValueError(f"{name}: values look like [0, 1]; these metrics take 0..255 levels (use to_uint8_levels)")
+        raise ValueError(
+            f"{name}: values look like [0, 1]; these metrics take 0..255 levels (use to_uint8_levels)"
+        )
     return x.round().clamp_(0, 255)
 
 
-def _prepare(pred: Tensor, target: Tensor, crop_border: int, y_channel: bool, min_side: int, name: str) -> tuple[Tensor, Tensor]:
+def _prepare(
+    pred: Tensor, target: Tensor, crop_border: int, y_channel: bool, min_side: int, name: str
+) -> tuple[Tensor, Tensor]:
     """Validate two ``[B, C, H, W]`` batches, round to levels, take luma if asked, crop the border."""
     if pred.dim() != 4 or pred.shape != target.shape:
         raise ValueError(
@@ -114,7 +118,9 @@ def _prepare(pred: Tensor, target: Tensor, crop_border: int, y_channel: bool, mi
             if x.shape[1] == 3:
                 x = rgb_to_y(x).round()  # rgb2ycbcr on uint8 returns uint8 luma
             elif x.shape[1] != 1:
-                raise ValueError(f"{name}: y_channel=True needs 1 (grey) or 3 (RGB) channels, got {x.shape[1]}")
+                raise ValueError(
+                    f"{name}: y_channel=True needs 1 (grey) or 3 (RGB) channels, got {x.shape[1]}"
+                )
         if crop_border:
             x = x[..., crop_border:-crop_border, crop_border:-crop_border]
         out.append(x)
@@ -212,7 +218,9 @@ def _as_batch(x: Tensor | np.ndarray, name: str) -> Tensor:
         t = t[None] if x.ndim == 2 else t.permute(2, 0, 1)
     elif isinstance(x, Tensor):
         if x.dim() not in (2, 3):
-            raise ValueError(f"{name}: expected a tensor [C, H, W] or [H, W], got shape {tuple(x.shape)}; use {name}_batch")
+            raise ValueError(
+                f"{name}: expected a tensor [C, H, W] or [H, W], got shape {tuple(x.shape)}; use {name}_batch"
+            )
         t = x[None] if x.dim() == 2 else x
     else:
         raise ValueError(f"{name}: expected a torch tensor or numpy array, got {type(x).__name__}")

@@ -66,6 +66,19 @@ def is_grey(image: Image.Image) -> bool:
     return bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
 
 
+def stored_grey(path: Path) -> bool:
+    """True when the file itself stores one grey channel (read from the header only).
+
+    Evaluation scores such an image on its own grey values, as the MATLAB scripts behind the
+    published SR figures do; an RGB file with grey content is scored on its BT.601 Y like any RGB file.
+    """
+    try:
+        with Image.open(path) as im:
+            return im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    except Exception:  # noqa: BLE001 - unreadable files are reported by the loader
+        return False
+
+
 def mod_crop(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Crop the bottom/right so that both sides are multiples of ``scale`` (the SR protocol)."""
     h, w = x.shape[-2:]
@@ -162,7 +175,13 @@ class CleanFullDataset(Dataset):
         except ImageDecodeError as err:
             return BadSample(str(self.store.paths[index]), str(err))
         g = torch.Generator().manual_seed(self.seed * 100_003 + index)
-        return self.degrade(clean.contiguous(), g), clean
+        degraded = self.degrade(clean.contiguous(), g)
+        return degraded, _score_channels(clean, self.store.paths[index])
+
+
+def _score_channels(clean: torch.Tensor, path: Path) -> torch.Tensor:
+    """The validation target: one channel for a file stored grey (see :func:`stored_grey`), else as loaded."""
+    return clean[:1] if len(clean) == 3 and stored_grey(path) else clean
 
 
 class PairedDataset(Dataset):
@@ -186,7 +205,7 @@ class PairedDataset(Dataset):
         s = self.scale
         hq = hq[..., : lq.shape[-2] * s, : lq.shape[-1] * s]
         if self.crop is None:
-            return lq, hq
+            return lq, _score_channels(hq, hq_path)
         c = self.crop // s
         top, left = random.randint(0, max(0, lq.shape[-2] - c)), random.randint(0, max(0, lq.shape[-1] - c))
         lq = lq[..., top : top + c, left : left + c]

@@ -82,7 +82,7 @@ class EnhanceTask(Task):
     defaults = {
         "model": "edsr_s",
         "degradation": "sr",
-        "epochs": 20,
+        "epochs": 10,
         "batch": 16,
         "lr": 1e-3,
         "weight_decay": 0.0,
