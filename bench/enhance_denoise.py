@@ -47,6 +47,11 @@ def main() -> int:
     if not mcmaster.is_dir():
         print(f"skip: {mcmaster} not found")
         return 0
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        print("skip: the NL-means baseline needs OpenCV: pip install -e '.[bench]'")
+        return 0
     from pixelmind.api import Model
 
     tmp = Path(tempfile.mkdtemp(prefix="pm-dn-"))

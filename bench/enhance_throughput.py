@@ -42,15 +42,15 @@ def main() -> int:
         net = build_enhancer(name, scale=args.scale, channels=3).eval()
         params = sum(p.numel() for p in net.parameters())
         with torch.inference_mode():
-            t = median_time(lambda: net(x), args.repeat, warmup=1)
+            t = median_time(lambda net=net: net(x), args.repeat, warmup=1)
         meta = Meta(task="enhance", model=name, imgsz=64, extra={"scale": args.scale, "channels": 3})
         ort = OnnxModule(export_onnx(net, meta, tmp / f"{name}.onnx", dynamic_hw=True))
-        t_ort = median_time(lambda: ort(x), args.repeat, warmup=1)
+        t_ort = median_time(lambda ort=ort: ort(x), args.repeat, warmup=1)
         cuda = "-"
         if torch.cuda.is_available():
             gnet, gx = net.cuda(), x.cuda()
             with torch.inference_mode():
-                t_gpu = median_time(lambda: (gnet(gx), torch.cuda.synchronize()), args.repeat * 4, warmup=3)
+                t_gpu = median_time(lambda g=gnet, v=gx: (g(v), torch.cuda.synchronize()), args.repeat * 4, warmup=3)
             cuda = f"{mp / t_gpu:.1f}"
         print(f"{name:14s} {params / 1e6:7.3f}M {mp / t:11.3f} {mp / t_ort:9.3f} {cuda:>10s} {bicubic / t:14.4f}")
     return 0

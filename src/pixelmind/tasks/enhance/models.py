@@ -499,8 +499,12 @@ def swinir_light(scale: int = 1, channels: int = 3, **overrides) -> nn.Module:
 
 @MODELS.register("swinir_t")
 def swinir_t(scale: int = 1, channels: int = 3, **overrides) -> nn.Module:
-    """Tiny SwinIR that trains on a CPU: embed 32, depths (4, 4), 4 heads, window 8 (0.11M parameters at x2 RGB)."""
-    cfg = dict(embed_dim=32, depths=(4, 4), heads=4, window=8, mlp_ratio=2.0, drop_path=0.0)
+    """Tiny SwinIR that trains on a CPU: embed 32, depths (4, 4), 2 heads, window 8 (0.10M parameters at x2 RGB).
+
+    Two heads of 16 channels rather than four of 8: a training step on CPU takes about a third less time,
+    since the attention maps (one per head) are what costs memory traffic.
+    """
+    cfg = dict(embed_dim=32, depths=(4, 4), heads=2, window=8, mlp_ratio=2.0, drop_path=0.0)
     return SwinIR(scale, channels, **{**cfg, **overrides})
 
 
