@@ -10,14 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from pixelmind.errors import ConfigError
-from pixelmind.tasks.enhance.models import (
-    MODELS,
-    build_enhancer,
-    pad_to_multiple,
-    shifted_window_mask,
-    upsample,
-    window_partition,
-)
+from pixelmind.tasks.enhance.layers import pad_to_multiple, upsample
+from pixelmind.tasks.enhance.models import MODELS, build_enhancer
+from pixelmind.tasks.enhance.transformers import shifted_window_mask, window_partition
 
 # Overrides that shrink each registered model to a few thousand parameters; a new model needs an entry.
 TINY = {
