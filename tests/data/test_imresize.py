@@ -15,14 +15,7 @@ from pixelmind.data.imresize import _resize_dim_gather, imresize, imresize_uint8
 SUPERRES = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "superres"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run these small-image tests on one thread: on a busy 2-core machine torch's second thread
-    mostly spins (measured 5x slower overall), and one thread is as fast for ~500 px images."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _reference_1d(a: np.ndarray, out_len: int, scale: float) -> np.ndarray:
