@@ -223,6 +223,9 @@ class Model:
         Options go to the task's predict (``tile``, ``overlap``, ``progress``). Same-named sources
         from different folders get ``_1``, ``_2`` ... suffixes instead of overwriting each other.
         """
+        self._require_net()
+        if self.meta.task != "enhance":
+            raise PixelmindError(f"{self.weights_path or self.model_name}: a {self.meta.task} model; enhance needs enhance weights")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()

@@ -158,8 +158,6 @@ def enhance(
     from pixelmind.engine.console import FileProgress
 
     m = Model.load(weights, device=device)
-    if m.meta.task != "enhance":
-        raise PixelmindError(f"{weights}: a {m.meta.task} model; `pixelmind enhance` needs enhance weights")
     err = _console(True)
     with FileProgress(err) as progress:
         rows = list(m.enhance(inputs, out, tile=tile, overlap=overlap, progress=progress))
