@@ -211,36 +211,79 @@ class Model:
                     stem = Path(name).stem if not name.startswith("<") else "image"
                     suffix = getattr(result, "file_suffix", ".jpg")  # lossless for image outputs (enhance)
                     target = Path(save_dir) / f"{count:06d}_{stem}{suffix}"
-                    result.render(im).save(target, **({"quality": 92} if suffix == ".jpg" else {}))
+                    if hasattr(result, "save"):  # a result that is a file of its own (compress: .pmc bytes)
+                        result.save(target)
+                    else:
+                        result.render(im).save(target, **({"quality": 92} if suffix == ".jpg" else {}))
                     out["saved"] = str(target)
                 if _keep_result:
                     out["_result"] = result
                 yield out
 
-    def enhance(self, source: Any, out_dir: str | Path, **options: Any) -> Iterator[dict[str, Any]]:
-        """Enhance images into ``out_dir`` as PNG files named like their sources; one dict per image.
-
-        Options go to the task's predict (``tile``, ``overlap``, ``progress``). Same-named sources
-        from different folders get ``_1``, ``_2`` ... suffixes instead of overwriting each other.
-        """
+    def _require_task(self, task: str, verb: str) -> None:
         self._require_net()
-        if self.meta.task != "enhance":
-            raise PixelmindError(f"{self.weights_path or self.model_name}: a {self.meta.task} model; enhance needs enhance weights")
-        out_dir = Path(out_dir)
+        if self.meta.task != task:
+            raise PixelmindError(f"{self.weights_path or self.model_name}: a {self.meta.task} model; {verb} needs {task} weights")
+
+    def _save_each(self, rows: Iterator[dict[str, Any]], out_dir: Path, suffix: str) -> Iterator[dict[str, Any]]:
+        """Write each row's result into ``out_dir`` named like its source; same-named sources get ``_1``, ``_2`` ..."""
         out_dir.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
-        for row in self.predict_iter(source, batch=1, save_dir=None, _keep_result=True, **options):
+        for row in rows:
             result = row.pop("_result", None)
             if result is not None:
                 stem = Path(row["source"]).stem if not row["source"].startswith("<") else "image"
-                name, n = f"{stem}.png", 0
+                name, n = f"{stem}{suffix}", 0
                 while name in used:
                     n += 1
-                    name = f"{stem}_{n}.png"
+                    name = f"{stem}_{n}{suffix}"
                 used.add(name)
-                result.render().save(out_dir / name)
+                if hasattr(result, "save"):
+                    result.save(out_dir / name)
+                else:
+                    result.render().save(out_dir / name)
                 row["saved"] = str(out_dir / name)
             yield row
+
+    def enhance(self, source: Any, out_dir: str | Path, **options: Any) -> Iterator[dict[str, Any]]:
+        """Enhance images into ``out_dir`` as PNG files named like their sources; one dict per image.
+
+        Options go to the task's predict (``tile``, ``overlap``, ``progress``).
+        """
+        self._require_task("enhance", "enhance")
+        rows = self.predict_iter(source, batch=1, save_dir=None, _keep_result=True, **options)
+        yield from self._save_each(rows, Path(out_dir), ".png")
+
+    def compress(self, source: Any, out_dir: str | Path, verify: bool = True) -> Iterator[dict[str, Any]]:
+        """Compress images into ``out_dir`` as ``.pmc`` files named like their sources; one dict per image.
+
+        ``verify``: decode each file again and report its PSNR (twice the work).
+        """
+        self._require_task("compress", "compress")
+        rows = self.predict_iter(source, batch=1, save_dir=None, _keep_result=True, decode=verify)
+        yield from self._save_each(rows, Path(out_dir), ".pmc")
+
+    def decompress(self, files: Any, out_dir: str | Path) -> Iterator[dict[str, Any]]:
+        """Decode ``.pmc`` files (paths, folders or globs) into ``out_dir`` as PNG; one dict per file.
+
+        A file that is truncated, corrupt or made with other weights gives ``{"source", "error"}``.
+        """
+        from pixelmind.data.sources import iter_sources
+        from pixelmind.tasks.compress.codec import decode_image
+
+        self._require_task("compress", "decompress")
+
+        def decoded() -> Iterator[dict[str, Any]]:
+            for path in iter_sources(files, suffixes=(".pmc",)):
+                try:
+                    x = decode_image(self.net, Path(path).read_bytes())
+                except (PixelmindError, OSError) as err:
+                    yield {"source": str(path), "error": f"{path}: {err}"}
+                    continue
+                image = _to_pil(x)
+                yield {"source": str(path), "width": image.size[0], "height": image.size[1], "_result": image}
+
+        yield from self._save_each(decoded(), Path(out_dir), ".png")
 
     def predict(self, source: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """Predict on a file, folder, glob, list of paths, or PIL image(s); see :meth:`predict_iter`."""
@@ -314,6 +357,14 @@ class Model:
             "weights": str(self.weights_path) if self.weights_path else None,
             "sha256": ckpt.sha256_file(self.weights_path) if self.weights_path else None,
         }  # fmt: skip
+
+
+def _to_pil(x: torch.Tensor):
+    """A ``[C, H, W]`` float image in [0, 1] as an 8-bit PIL image."""
+    from PIL import Image
+
+    arr = (x.detach().float().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
 
 
 def _resolve_resume(resume: str | Path) -> Path:

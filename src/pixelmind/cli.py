@@ -169,6 +169,48 @@ def enhance(
         raise PixelmindError("no readable input images")
 
 
+def _report_files(rows: list[dict[str, Any]], out: Path, verb: str) -> None:
+    err = _console(True)
+    bad = [r for r in rows if "error" in r]
+    for r in bad:
+        err.print(f"skipped {r['error']}", markup=False)
+    err.print(f"{len(rows) - len(bad)} files {verb} into {out}" + (f", {len(bad)} failed" if bad else ""))
+    if len(bad) == len(rows):
+        raise PixelmindError(f"nothing {verb}: every input failed")
+
+
+@app.command()
+def compress(
+    inputs: list[str] = typer.Argument(..., help="image files, folders, globs or .txt lists"),
+    weights: Path = typer.Option(..., help="compress weights (.safetensors)"),
+    out: Path = typer.Option(Path("runs/compressed"), "--out", "-o", help="output folder (.pmc files, same names)"),
+    verify: bool = typer.Option(True, help="decode each file again and print its PSNR"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Compress images into .pmc files; prints one JSON line per image (bytes, bpp, PSNR)."""
+    from pixelmind.api import Model
+
+    rows = []
+    for row in Model.load(weights, device=device).compress(inputs, out, verify=verify):
+        sys.stdout.write(json.dumps(row) + "\n")
+        rows.append(row)
+    _report_files(rows, out, "compressed")
+
+
+@app.command()
+def decompress(
+    inputs: list[str] = typer.Argument(..., help=".pmc files, folders or globs"),
+    weights: Path = typer.Option(..., help="the weights the files were made with"),
+    out: Path = typer.Option(Path("runs/decompressed"), "--out", "-o", help="output folder (PNG files, same names)"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Decode .pmc files into PNG images; a corrupt file or one made with other weights is named and skipped."""
+    from pixelmind.api import Model
+
+    rows = list(Model.load(weights, device=device).decompress(inputs, out))
+    _report_files(rows, out, "decoded")
+
+
 @app.command()
 def export(
     weights: Path = typer.Option(..., help="pixelmind .safetensors weights"),

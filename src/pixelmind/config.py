@@ -76,7 +76,11 @@ class TrainConfig(BaseModel):
     blur: Literal["gaussian", "motion", "both"] = Field("both", description="enhance deblur: kernel family")
     loss: Literal["l1", "mse", "charbonnier"] | None = Field(None, description="enhance: pixel loss")
     channels: Literal[1, 3] | None = Field(None, description="enhance: 1 = greyscale, 3 = colour (default: from the data)")
-    epoch_samples: int | None = Field(None, ge=1, description="enhance: random crops per epoch")
+    epoch_samples: int | None = Field(None, ge=1, description="enhance, compress: random crops per epoch")
+    # compress: the rate-distortion trade-off
+    quality: int | None = Field(None, ge=1, le=8, description="compress: quality level 1 (smallest files) to 8 (picks lambda)")
+    lmbda: float | None = Field(None, gt=0, description="compress: rate-distortion lambda (default: from quality)")
+    distortion: Literal["mse", "ms_ssim"] | None = Field(None, description="compress: distortion term of the loss")
 
     def __init__(self, **data: Any) -> None:
         # The module promises ConfigError (one line per field) for any bad key or value, also

@@ -17,3 +17,7 @@ class DataError(PixelmindError):
 
 class WeightsError(PixelmindError):
     """A weights file is missing, corrupt or made for something else."""
+
+
+class BitstreamError(PixelmindError):
+    """A compressed file is truncated, corrupt or made for other weights."""

@@ -17,21 +17,24 @@ from pixelmind.data.decode import is_image_file
 from pixelmind.errors import DataError
 
 
-def iter_sources(source: str | Path | Sequence[str | Path]) -> Iterator[Path]:
+def iter_sources(source: str | Path | Sequence[str | Path], suffixes: tuple[str, ...] | None = None) -> Iterator[Path]:
     """Yield image paths from a file, a folder (recursively, sorted), a glob pattern or a list of those.
+
+    ``suffixes``: look for files with these suffixes (e.g. ``(".pmc",)``) instead of images.
 
     A ``.txt`` file is read as a list of paths, one per line. Paths are yielded as they are found,
     so huge folders stream with bounded memory per directory level.
     """
     if isinstance(source, (list, tuple)):
         for s in source:
-            yield from iter_sources(s)
+            yield from iter_sources(s, suffixes)
         return
+    wanted = (lambda p: Path(p).suffix.lower() in suffixes) if suffixes else is_image_file
     text = str(source)
     path = Path(text).expanduser()
     if path.is_dir():
         for p in sorted(path.rglob("*")):
-            if p.is_file() and is_image_file(p):
+            if p.is_file() and wanted(p):
                 yield p
     elif path.is_file() and path.suffix.lower() == ".txt":
         for line in path.read_text().splitlines():
@@ -44,7 +47,7 @@ def iter_sources(source: str | Path | Sequence[str | Path]) -> Iterator[Path]:
         if not matches:
             raise DataError(f"{text}: the pattern matches no files")
         for m in matches:
-            if is_image_file(m):
+            if wanted(m):
                 yield Path(m)
     else:
         raise DataError(f"{text}: no such file, folder or pattern")

@@ -314,7 +314,8 @@ class Trainer:
         extra = self.task.finalize(model, self.val_loader, self.meta, self.cfg)
         if extra:
             self.meta.extra.update(extra)
-            ckpt.save_weights(best_path, state, self.meta, self.cfg.model_dump())
+            # the model's state, not the loaded one: finalize may fix buffers (compress: coding tables)
+            ckpt.save_weights(best_path, model.state_dict(), self.meta, self.cfg.model_dump())
             self.log.info("stored with the weights: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else k for k, v in extra.items()))
         evaluator = self.evaluate(model, self.meta)
         metrics = evaluator.compute()

@@ -141,3 +141,25 @@ def plot_enhance_examples(examples, path: Path, scale: int, crop: int = 160) -> 
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     return _save(fig, path)
+
+
+def plot_rate_distortion(
+    curves: dict[str, list[tuple[float, float]]], path: Path, metric: str = "PSNR (dB)", title: str | None = None
+) -> Path:
+    """Rate-distortion curves: one line with markers per codec, bits per pixel on x, ``metric`` on y.
+
+    Each curve is a list of ``(bpp, value)`` points, drawn in order of increasing bpp.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, points in curves.items():
+        pts = sorted(points)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=name)
+    ax.set_xlabel("bits per pixel (bpp)")
+    ax.set_ylabel(metric)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)

@@ -96,7 +96,7 @@ def random_flip_rotate(*images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return images
 
 
-class _ImageStore:
+class ImageStore:
     """Images by index as uint8 ``[C, H, W]``: decoded once up front when the set is small, else on each access.
 
     Decoding up front (in the main process) lets loader workers share the pixels instead of each
@@ -133,7 +133,7 @@ class CleanCropDataset(Dataset):
     ``length`` patches make one epoch; patch ``i`` comes from image ``i % len(images)``.
     """
 
-    def __init__(self, store: _ImageStore, crop: int, degrade: Degradation, length: int) -> None:
+    def __init__(self, store: ImageStore, crop: int, degrade: Degradation, length: int) -> None:
         self.store, self.crop, self.degrade, self.length = store, crop, degrade, length
 
     def __len__(self) -> int:
@@ -163,7 +163,7 @@ def random_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 class CleanFullDataset(Dataset):
     """Whole clean images (mod-cropped to the scale) with a degradation fixed per index: validation."""
 
-    def __init__(self, store: _ImageStore, degrade: Degradation, seed: int) -> None:
+    def __init__(self, store: ImageStore, degrade: Degradation, seed: int) -> None:
         self.store, self.degrade, self.seed = store, degrade, seed
 
     def __len__(self) -> int:
@@ -381,11 +381,11 @@ def load_enhance_data(cfg: Any, evaluate_all: bool = False) -> DataBundle:
         train_paths, val_paths, source = clean_image_splits(cfg.data, cfg.val_fraction, cfg.seed, evaluate_all)
         if cfg.limit:
             train_paths = train_paths[: cfg.limit]
-        total = _total_pixels(train_paths + val_paths)
+        total = total_pixels(train_paths + val_paths)
         length = cfg.epoch_samples or max(len(train_paths), 1000)
         cache = total <= CACHE_PIXELS
-        train = CleanCropDataset(_ImageStore(train_paths, cfg.max_pixels, channels, cache), crop, degrade, length)
-        val = CleanFullDataset(_ImageStore(val_paths, cfg.max_pixels, channels, cache), degrade, cfg.seed)
+        train = CleanCropDataset(ImageStore(train_paths, cfg.max_pixels, channels, cache), crop, degrade, length)
+        val = CleanFullDataset(ImageStore(val_paths, cfg.max_pixels, channels, cache), degrade, cfg.seed)
         degradation = degrade.to_dict()
         summary = {"source": source, "layout": "clean images, degraded on the fly", "train_images": len(train_paths),
                    "val_images": len(val_paths), "degradation": degrade.describe(), "crops_per_epoch": length}  # fmt: skip
@@ -393,7 +393,7 @@ def load_enhance_data(cfg: Any, evaluate_all: bool = False) -> DataBundle:
     return DataBundle(train, val, [], summary, {**degradation, "channels": channels, "train_data": str(cfg.data)})
 
 
-def _total_pixels(paths: Sequence[Path]) -> int:
+def total_pixels(paths: Sequence[Path]) -> int:
     total = 0
     for p in paths:
         try:

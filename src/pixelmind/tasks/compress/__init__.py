@@ -1,0 +1,1 @@
+"""Learned image compression: real bitstreams (the compress task)."""
