@@ -46,35 +46,60 @@ def prepare() -> int:
     return 0
 
 
+def finalize_weights(weights: Path, out: Path) -> None:
+    """Fix the coding tables of a training checkpoint (for a run stopped at the deadline) and save it."""
+    from pixelmind.api import Model
+    from pixelmind.engine import checkpoint as ckpt
+
+    model = Model.load(weights)
+    model.net.update_tables()
+    model.meta.extra["tables"] = "fixed"
+    ckpt.save_weights(out, model.net.state_dict(), model.meta, model.config)
+
+
 def train(args) -> int:
-    """Train one model per quality level; with --parallel, all at once (one process each)."""
+    """Train one model per quality level; with --parallel, all at once (one process each, CPU threads shared)."""
+    import os
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    procs = []
+    threads = max(1, (os.cpu_count() or 2) // (len(args.qualities) if args.parallel else 1))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    procs, start = [], time.perf_counter()
     for q in args.qualities:
         cmd = [sys.executable, "-m", "pixelmind", "train", "--task", "compress", "--data", str(TRAIN_DIR),
                "--device", args.device, "--project", str(out / "runs"), "--name", f"q{q}", "--set", f"quality={q}"]  # fmt: skip
         for key in ("model", "epochs", "batch", "imgsz", "lr", "workers"):
             if getattr(args, key) is not None:
                 cmd += [f"--{key}", str(getattr(args, key))]
-        if args.samples:
-            cmd += ["--set", f"epoch_samples={args.samples}"]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=open(out / f"train_q{q}.log", "w"), stderr=subprocess.STDOUT)
-        procs.append((q, proc, t0))
+        for key in ("samples", "val_fraction"):
+            if getattr(args, key) is not None:
+                cmd += ["--set", f"{'epoch_samples' if key == 'samples' else key}={getattr(args, key)}"]
+        proc = subprocess.Popen(cmd, stdout=open(out / f"train_q{q}.log", "w"), stderr=subprocess.STDOUT, env=env)
+        procs.append((q, proc, time.perf_counter()))
         if not args.parallel:
             proc.wait()
+    status = 0
     for q, proc, t0 in procs:
-        proc.wait()
+        try:
+            proc.wait(timeout=max(1.0, args.deadline - (time.perf_counter() - start)) if args.deadline else None)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         weights = out / "runs" / "compress" / f"q{q}" / "weights" / "best.safetensors"
-        if proc.returncode or not weights.exists():
-            print(f"q{q}: training failed (see {out / f'train_q{q}.log'})")
-            return 1
+        if not weights.exists():
+            print(f"q{q}: no weights (see {out / f'train_q{q}.log'})")
+            status = 1
+            continue
+        if proc.returncode:  # stopped at the deadline: the best epoch so far, tables fixed here
+            finalize_weights(weights, out / f"q{q}.safetensors")
+            print(f"q{q}: stopped at the {args.deadline:.0f} s deadline; best epoch so far kept -> {out / f'q{q}.safetensors'}")
+            continue
         shutil.copy(weights, out / f"q{q}.safetensors")
         metrics = json.loads((weights.parents[1] / "metrics.json").read_text())["metrics"]
         print(f"q{q}: {time.perf_counter() - t0:.0f} s  val bpp {metrics['bpp']:.4f}  psnr {metrics['psnr']:.2f}  "
               f"bpp gap {metrics.get('bpp_gap_pct', float('nan')):+.2f} %  -> {out / f'q{q}.safetensors'}")  # fmt: skip
-    return 0
+    return status
 
 
 def rd(args) -> int:
@@ -105,7 +130,9 @@ def main() -> int:
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--workers", type=int, default=None)
     t.add_argument("--device", default="cpu")
+    t.add_argument("--val-fraction", dest="val_fraction", type=float, default=None)
     t.add_argument("--parallel", action="store_true", help="train the qualities at the same time")
+    t.add_argument("--deadline", type=float, default=None, help="seconds; then stop and keep each run's best epoch")
     t.add_argument("--out", default=str(ROOT / "bench" / "out" / "compress" / "cpu"))
     r = sub.add_parser("rd")
     r.add_argument("weights", nargs="+")
