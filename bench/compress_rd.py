@@ -105,12 +105,13 @@ def train(args) -> int:
 def rd(args) -> int:
     from pixelmind.tasks.compress.rd import markdown, rd_report
 
-    if not TEST_DIR.is_dir():
-        print(f"skip: {TEST_DIR} not found")
+    test_dir = Path(args.data)
+    if not test_dir.is_dir():
+        print(f"skip: {test_dir} not found")
         return 0
     print(machine())
     t0 = time.perf_counter()
-    report = rd_report(args.weights, str(TEST_DIR), args.out, progress=print)
+    report = rd_report(args.weights, str(test_dir), args.out, device=args.device, progress=print)
     print(markdown(report, ("jpeg", "webp", "avif")))
     print(f"evaluation {time.perf_counter() - t0:.0f} s; plots and rd.json in {args.out}")
     return 0
@@ -137,6 +138,8 @@ def main() -> int:
     r = sub.add_parser("rd")
     r.add_argument("weights", nargs="+")
     r.add_argument("--out", default=str(ROOT / "bench" / "out" / "compress" / "rd"))
+    r.add_argument("--data", default=str(TEST_DIR), help="test images (default: the shared McMaster set)")
+    r.add_argument("--device", default="cpu")
     args = ap.parse_args()
     if args.step == "prepare":
         return prepare()

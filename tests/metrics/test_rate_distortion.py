@@ -17,6 +17,7 @@ from pixelmind.metrics.rate_distortion import (
     encode_classical,
     match_bpp,
     ms_ssim,
+    ms_ssim_loss,
     ms_ssim_scales,
     psnr_rgb,
 )
@@ -181,7 +182,7 @@ def test_ms_ssim_identical_and_noisy(size):
     assert 0 < value < 1
     # A batch gives the mean of its images.
     batch = ms_ssim(torch.stack([x, x]), torch.stack([x, noisy]))
-    assert batch == pytest.approx((1 + value) / 2, abs=1e-9)
+    assert batch == pytest.approx((1 + value) / 2, abs=1e-6)  # float32
 
 
 def test_ms_ssim_scale_choice_and_tiny_images():
@@ -195,6 +196,17 @@ def test_ms_ssim_scale_choice_and_tiny_images():
         ms_ssim(torch.rand(3, 7, 20), torch.rand(3, 7, 20))
     with pytest.raises(ValueError, match="0..255"):
         ms_ssim(torch.full((3, 16, 16), 200.0), torch.full((3, 16, 16), 200.0))
+
+
+def test_ms_ssim_loss_is_differentiable_and_matches_the_metric():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 3, 64, 48, generator=g)
+    x_hat = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1).requires_grad_()
+    loss = ms_ssim_loss(x_hat, x)
+    loss.backward()
+    assert loss.dim() == 0 and x_hat.grad is not None and x_hat.grad.abs().sum() > 0
+    assert loss.item() == pytest.approx(1 - ms_ssim(x_hat.detach(), x), abs=1e-6)
+    assert ms_ssim_loss(x, x).item() == pytest.approx(0.0, abs=1e-7)
 
 
 # --- classical codecs ----------------------------------------------------------------------------

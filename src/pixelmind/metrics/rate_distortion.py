@@ -37,6 +37,7 @@ __all__ = [
     "encode_classical",
     "match_bpp",
     "ms_ssim",
+    "ms_ssim_loss",
     "ms_ssim_scales",
     "psnr_rgb",
 ]
@@ -156,28 +157,65 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
         >>> ms_ssim(x, x), ms_ssim(x, 1 - x) < 0.5
         (1.0, True)
     """
+    a, b = _as_nchw(a, "a"), _as_nchw(b, "b")
+    return float(_ms_ssim_tensor(a, b))
+
+
+def _ms_ssim_tensor(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Differentiable batch-mean (MS-)SSIM of ``[N, 3, H, W]`` tensors in [0, 1], scales by :func:`ms_ssim_scales`."""
     from torchmetrics.functional.image import (
         multiscale_structural_similarity_index_measure,
         structural_similarity_index_measure,
     )
 
-    a, b = _as_nchw(a, "a"), _as_nchw(b, "b")
     if a.shape != b.shape:
-        raise ValueError(f"ms_ssim: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"ms_ssim: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     h, w = a.shape[-2:]
     if min(h, w) < 8:
         raise ValueError(f"ms_ssim: images must be at least 8x8 pixels, got {h}x{w}")
     n = ms_ssim_scales(h, w)
     if n == 1:
         kernel = min(11, min(h, w) - (1 - min(h, w) % 2))  # largest odd window that fits
-        value = structural_similarity_index_measure(a, b, data_range=1.0, kernel_size=kernel)
-    else:
-        betas = MS_SSIM_BETAS[:n]
-        if n < len(MS_SSIM_BETAS):
-            total = sum(betas)
-            betas = tuple(beta / total for beta in betas)
-        value = multiscale_structural_similarity_index_measure(a, b, data_range=1.0, betas=betas)
-    return float(value)
+        return structural_similarity_index_measure(a, b, data_range=1.0, kernel_size=kernel)
+    betas = MS_SSIM_BETAS[:n]
+    if n < len(MS_SSIM_BETAS):
+        total = sum(betas)
+        betas = tuple(beta / total for beta in betas)
+    return multiscale_structural_similarity_index_measure(a, b, data_range=1.0, betas=betas)
+
+
+def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Training distortion ``1 - MS-SSIM(x_hat, x)``, differentiable, mean over the batch.
+
+    The term CompressAI's MS-SSIM models minimise as ``lmbda * (1 - ms_ssim)``. Same window,
+    weights and small-image scale choice as :func:`ms_ssim`, but computed in the input's dtype
+    on its device, without clamping (a clamp would cut the gradient where ``x_hat`` overshoots).
+
+    Args:
+        x_hat: reconstruction ``[N, 3, H, W]`` (or ``[3, H, W]``), floats nominally in [0, 1].
+        x: the original, same shape.
+
+    Returns:
+        A scalar tensor in [0, 1] (0 for identical images) that carries gradients to ``x_hat``.
+
+    Raises:
+        ValueError: bad or different shapes, or a side under 8 px.
+
+    Example:
+        >>> import torch
+        >>> x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        >>> y = (x + 0.1).clamp(0, 1).requires_grad_()
+        >>> loss = ms_ssim_loss(y, x); loss.backward()
+        >>> 0 < loss.item() < 1, y.grad.abs().sum().item() > 0, ms_ssim_loss(x, x).item()
+        (True, True, 0.0)
+    """
+    if x_hat.dim() not in (3, 4) or x_hat.shape[-3] != 3:
+        raise ValueError(f"ms_ssim_loss: expected [N, 3, H, W] or [3, H, W], got {tuple(x_hat.shape)}")
+    if x_hat.dim() == 3:
+        x_hat, x = x_hat[None], x[None]
+    return 1 - _ms_ssim_tensor(x_hat, x.to(x_hat.dtype))
 
 
 def psnr_rgb(a_uint8: np.ndarray, b_uint8: np.ndarray) -> float:
