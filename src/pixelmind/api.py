@@ -313,17 +313,21 @@ class Model:
         base = self.weights_path.with_suffix("") if self.weights_path else Path(meta.model)
         path = Path(path) if path else base.with_suffix(".onnx" if format == "onnx" else ".torchscript")
         net = net.eval().cpu()
-        if format == "onnx":
-            export_onnx(net, meta, path, dynamic_hw=self.task.dynamic_image_size)
-            exported: torch.nn.Module = OnnxModule(path)
-        else:
-            export_torchscript(net, meta, path)
-            exported = TorchScriptModule(path)
-        inputs = self._parity_inputs(data, samples)
-        diff = max_abs_diff(net, exported, inputs)
-        if diff > tolerance:
-            raise PixelmindError(f"{path}: parity check failed: max |difference| {diff:.3g} > tolerance {tolerance:g}")
-        return path, diff
+        # a task may export several networks (compress: encoder and decoder transforms), each checked
+        self.exported = []
+        for part, module, inputs in self.task.export_parts(net, self._parity_inputs(data, samples)):
+            part_path = path.with_suffix(f".{part}{path.suffix}") if part else path
+            if format == "onnx":
+                export_onnx(module, meta, part_path, dynamic_hw=self.task.dynamic_image_size, example=inputs)
+                exported: torch.nn.Module = OnnxModule(part_path)
+            else:
+                export_torchscript(module, meta, part_path, example=inputs)
+                exported = TorchScriptModule(part_path)
+            diff = max_abs_diff(module, exported, inputs)
+            if diff > tolerance:
+                raise PixelmindError(f"{part_path}: parity check failed: max |difference| {diff:.3g} > tolerance {tolerance:g}")
+            self.exported.append((part_path, diff))
+        return max(self.exported, key=lambda pd: pd[1]) if len(self.exported) > 1 else self.exported[0]
 
     def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor | list[torch.Tensor]:
         """Real validation images when the training data is reachable, else seeded noise.
@@ -340,6 +344,8 @@ class Model:
                 item = val[i]
                 if isinstance(item, tuple):
                     xs.append(item[0])
+                elif torch.is_tensor(item):  # image-only samples (compress)
+                    xs.append(item)
             if xs and len({x.shape for x in xs}) == 1:
                 return torch.stack(xs)
             if xs:

@@ -76,6 +76,7 @@ def train(
     val_fraction: Optional[float] = typer.Option(None, help="val share when the data has no val split"),
     degradation: Optional[str] = typer.Option(None, help="enhance: sr | denoise | jpeg | deblur"),
     scale: Optional[int] = typer.Option(None, help="enhance: super-resolution factor 2, 3 or 4"),
+    quality: Optional[int] = typer.Option(None, help="compress: quality level 1 (smallest files) to 8"),
     set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="any config key: --set mixup=0.2"),
     json_out: bool = typer.Option(False, "--json", help="print the final metrics as JSON on the last line"),
 ) -> None:
@@ -85,7 +86,7 @@ def train(
     overrides = dict(
         epochs=epochs, imgsz=imgsz, batch=batch, lr=lr, device=device, name=name, project=project, weights=weights,
         pretrained=pretrained, optimizer=optimizer, precision=precision, workers=workers, seed=seed, patience=patience,
-        ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction, degradation=degradation, scale=scale,
+        ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction, degradation=degradation, scale=scale, quality=quality,
     )  # fmt: skip
     overrides.update(_parse_sets(set_))
     if data is None and resume is None and not config:
@@ -212,6 +213,28 @@ def decompress(
 
 
 @app.command()
+def rd(
+    weights: list[Path] = typer.Argument(..., help="compress weights, one per quality level"),
+    data: str = typer.Option(..., help="folder of test images"),
+    out: Path = typer.Option(Path("runs/rd"), "--out", "-o", help="folder for rd.json, rd.md and the plots"),
+    codecs: str = typer.Option("jpeg,webp,avif", help="classical codecs to compare with (Pillow)"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Rate-distortion curves of compress weights against JPEG/WebP/AVIF on DATA, with BD-rates and plots."""
+    from pixelmind.metrics.rate_distortion import CLASSICAL_CODECS
+    from pixelmind.tasks.compress.rd import markdown, rd_report
+
+    chosen = tuple(c.strip().lower() for c in codecs.split(",") if c.strip())
+    unknown = [c for c in chosen if c not in CLASSICAL_CODECS]
+    if unknown:
+        raise PixelmindError(f"codecs: unknown {', '.join(unknown)}; choose from: {', '.join(CLASSICAL_CODECS)}")
+    err = _console(True)
+    report = rd_report(weights, data, out, device=device, codecs=chosen, progress=lambda msg: err.print(msg, markup=False))
+    typer.echo(markdown(report, chosen))
+    err.print(f"rd.json, rd.md, rd_psnr.png and rd_ms_ssim.png in {out}")
+
+
+@app.command()
 def export(
     weights: Path = typer.Option(..., help="pixelmind .safetensors weights"),
     format: str = typer.Option("onnx", help="onnx | torchscript"),
@@ -222,8 +245,10 @@ def export(
     """Export weights to ONNX or TorchScript and check parity against PyTorch."""
     from pixelmind.api import Model
 
-    path, diff = Model.load(weights).export(format, out, data=data, tolerance=tolerance)
-    typer.echo(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB); parity: max |difference| {diff:.3g} <= {tolerance:g}")
+    model = Model.load(weights)
+    model.export(format, out, data=data, tolerance=tolerance)
+    for path, diff in model.exported:
+        typer.echo(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB); parity: max |difference| {diff:.3g} <= {tolerance:g}")
 
 
 @app.command()

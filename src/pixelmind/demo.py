@@ -12,7 +12,7 @@ def run_demo(task: str, project: str, epochs: int | None, console) -> Path:
     """Train the task's default model on built-in data, predict a few images, print where it all is."""
     from pixelmind.api import Model
 
-    demos = {"classify": None, "enhance": _enhance_demo}
+    demos = {"classify": None, "enhance": _enhance_demo, "compress": _compress_demo}
     if task not in demos:
         raise PixelmindError(f"demo: --task {task} has no demo yet (available: {', '.join(demos)})")
     if demos[task] is not None:
@@ -75,4 +75,34 @@ def _enhance_demo(project: str, epochs: int | None, console) -> Path:
     console.print(f"  weights: {model.weights_path}")
     console.print(f"  enhanced images (x2): {', '.join(r['saved'] for r in rows if 'saved' in r)}")
     console.print(f"next: pixelmind enhance --weights {model.weights_path} YOUR_IMAGE.png -o enhanced/")
+    return model.run_dir
+
+
+def _compress_demo(project: str, epochs: int | None, console) -> Path:
+    """A small mean-scale hyperprior trained briefly on the bundled photos; real .pmc files, JPEG beside them."""
+    from pixelmind.api import Model
+
+    console.print("[bold]pixelmind demo[/]: learned image compression on scikit-image's bundled photos, on the CPU")
+    console.print("(a few minutes of CPU training: the codec is far from converged; see bench/RESULTS.md for trained ones)")
+    model = Model("mean_scale_s", task="compress")
+    metrics = model.train(data="photos", quality=2, epochs=epochs or 3, epoch_samples=400, imgsz=96,
+                          project=project, name="demo", console=console)  # fmt: skip
+    from pixelmind.data.builtin import photo_paths
+
+    files = model.run_dir / "compressed"
+    sources = [p for p in photo_paths() if p.stem in ("chelsea", "coffee")]
+    rows = list(model.compress(sources, files))
+    decoded = list(model.decompress(files, model.run_dir / "decoded"))
+    console.print(f"\nval: [bold]{metrics['bpp']:.3f} bpp[/] (real files), PSNR {metrics['psnr']:.2f} dB; at the same bpp "
+                  f"JPEG gets {metrics.get('jpeg_psnr', float('nan')):.2f} dB, WebP {metrics.get('webp_psnr', float('nan')):.2f} dB")  # fmt: skip
+    for row in rows:
+        if "error" not in row:
+            console.print(f"  {Path(row['source']).name}: {row['bytes']} bytes, {row['bpp']:.3f} bpp, PSNR {row['psnr']:.2f} dB")
+    console.print(f"run directory: {model.run_dir}")
+    console.print(f"  report:  {model.run_dir / 'report.md'}")
+    console.print(f"  plots:   {model.run_dir / 'plots'} (rd_per_image.png: against JPEG/WebP/AVIF at matched bpp)")
+    console.print(f"  weights: {model.weights_path}")
+    console.print(f"  files:   {files} (.pmc), decoded PNGs in {model.run_dir / 'decoded'} ({len(decoded)} files)")
+    console.print(f"next: pixelmind compress --weights {model.weights_path} YOUR_IMAGE.png -o out/  "
+                  f"then  pixelmind decompress --weights {model.weights_path} out/*.pmc -o decoded/")  # fmt: skip
     return model.run_dir

@@ -25,7 +25,15 @@ from pixelmind.tasks.base import Meta
 OPSET = 18
 
 
-def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPSET, dynamic_hw: bool = False) -> Path:
+def _example(meta: Meta, example: torch.Tensor | list[torch.Tensor] | None) -> torch.Tensor:
+    """A tracing input: the first parity batch when given (its channels may differ from an image's), else zeros."""
+    if example is not None:
+        return (example if torch.is_tensor(example) else example[0])[:2]
+    return torch.zeros(2, meta.extra.get("channels", 3), meta.imgsz, meta.imgsz)
+
+
+def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPSET, dynamic_hw: bool = False,
+                example: torch.Tensor | list[torch.Tensor] | None = None) -> Path:  # fmt: skip
     """Write ``model`` as ONNX with a dynamic batch axis and ``meta`` in its metadata_props.
 
     ``dynamic_hw`` also leaves height and width free (image-to-image models take any size).
@@ -34,7 +42,7 @@ def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPS
 
     path = Path(path)
     model = model.eval().cpu()
-    dummy = torch.zeros(2, meta.extra.get("channels", 3), meta.imgsz, meta.imgsz)
+    dummy = _example(meta, example)
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter warns about its own deprecation
@@ -77,13 +85,13 @@ class OnnxModule(nn.Module):
         return torch.from_numpy(out[0])
 
 
-def export_torchscript(model: nn.Module, meta: Meta, path: str | Path) -> Path:
+def export_torchscript(model: nn.Module, meta: Meta, path: str | Path, example: torch.Tensor | list[torch.Tensor] | None = None) -> Path:
     """Trace ``model`` to TorchScript; ``meta`` travels in the archive's extra files."""
     path = Path(path)
     model = model.eval().cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, torch.zeros(1, meta.extra.get("channels", 3), meta.imgsz, meta.imgsz))
+        traced = torch.jit.trace(model, _example(meta, example)[:1])
         torch.jit.save(traced, str(path), _extra_files={"pixelmind_meta.json": meta.to_json()})
     return path
 

@@ -26,7 +26,6 @@ import torch
 from pixelmind.metrics.image_quality import psnr
 from pixelmind.metrics.rate_distortion import CLASSICAL_CODECS, match_bpp, ms_ssim
 
-
 #: images compared with the classical codecs at matched bpp (the bisection costs ~1 s per image)
 MATCH_IMAGES = 8
 

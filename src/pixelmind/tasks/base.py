@@ -40,7 +40,7 @@ How the six tasks fit without the engine knowing any of them:
   (``finalize``) fixes the integer CDF tables stored with the weights; predict returns a
   Result holding the real bitstream.
 
-Tasks may override ``collate`` and ``finalize``; nothing else in pixelmind branches on a
+Tasks may override ``collate``, ``finalize`` and ``export_parts``; nothing else in pixelmind branches on a
 task's name.
 """
 
@@ -162,6 +162,10 @@ class Task(ABC):
         from torch.utils.data import default_collate
 
         return default_collate(samples)
+
+    def export_parts(self, model: Any, inputs: Any) -> list[tuple[str, Any, Any]]:
+        """The networks to export as ``(part name, module, parity inputs)``; one unnamed part by default."""
+        return [("", model, inputs)]
 
     def finalize(self, model: Any, val_loader: Any, meta: Meta, cfg: Any) -> dict[str, Any]:
         """Called once after training with the best weights; returns updates to ``meta.extra``."""

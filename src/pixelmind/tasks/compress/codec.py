@@ -34,12 +34,14 @@ def pad_to_stride(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]
 
 
 def fingerprint(model: torch.nn.Module) -> bytes:
-    """The model's 8-byte weights hash, computed once per model object."""
+    """The model's 8-byte weights hash; cached until any parameter or buffer changes in place."""
+    state = model.state_dict()
+    versions = tuple(t._version for t in state.values())  # bumped by every in-place update (optimizer, copy_)
     cached = getattr(model, "_pmc_fingerprint", None)
-    if cached is None:
-        cached = weights_fingerprint(model.state_dict())
+    if cached is None or cached[0] != versions:
+        cached = (versions, weights_fingerprint(state))
         model._pmc_fingerprint = cached
-    return cached
+    return cached[1]
 
 
 def encode_image(model: torch.nn.Module, image: torch.Tensor, model_name: str, quality: int) -> bytes:

@@ -16,7 +16,12 @@ from torch import nn
 
 from pixelmind.registry import Registry
 from pixelmind.tasks.compress import entropy
-from pixelmind.tasks.compress.entropy_models import FactorizedDensity, GaussianConditional, quantize, tables_of
+from pixelmind.tasks.compress.entropy_models import (
+    FactorizedDensity,
+    GaussianConditional,
+    quantize,
+    tables_of,
+)
 from pixelmind.tasks.compress.layers import GDN, conv, deconv, exact_forward
 
 MODELS: Registry = Registry("compress model")

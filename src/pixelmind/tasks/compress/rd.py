@@ -26,10 +26,10 @@ CLASSICAL_QUALITIES = {
 
 def _codec_point(weights: str | Path, data: str, device: str) -> dict[str, Any]:
     from pixelmind.api import Model
+    from pixelmind.config import make_config
     from pixelmind.engine.evaluate import run_validation
     from pixelmind.engine.trainer import make_loader
     from pixelmind.metrics.compress import CompressEvaluator
-    from pixelmind.config import make_config
     from pixelmind.nn.device import model_device
 
     model = Model.load(weights, device=device)
@@ -55,9 +55,9 @@ def rd_report(weights: Sequence[str | Path], data: str, out_dir: str | Path, dev
         ``{"pixelmind": [points], "<codec>": [points], "bd_rate": {codec: percent}, ...}`` where
         a point is ``{"bpp", "psnr", "ms_ssim", ...}`` (means over the images).
     """
+    from pixelmind.config import make_config
     from pixelmind.metrics.rate_distortion import bd_rate, classical_rd_points
     from pixelmind.tasks.compress.data import load_compress_data
-    from pixelmind.config import make_config
     from pixelmind.viz.plots import plot_rate_distortion
 
     say = progress or (lambda _msg: None)

@@ -184,6 +184,19 @@ class CompressTask(Task):
         codec.update_tables()
         return {"tables": "fixed"}
 
+    def export_parts(self, model, inputs) -> list[tuple[str, torch.nn.Module, Any]]:
+        """The encoder transform (image -> latents ``y``) and the decoder transform (quantized ``y`` -> image).
+
+        Entropy coding and the exact hyper-synthesis stay in Python: they are integer work, not network work.
+        """
+        from pixelmind.tasks.compress.codec import pad_to_stride
+
+        batches = [inputs] if torch.is_tensor(inputs) else list(inputs)
+        images = [torch.stack([pad_to_stride(x, model.stride)[0] for x in b]) for b in batches]
+        with torch.no_grad():
+            latents = [torch.round(model.g_a(x)) for x in images]
+        return [("encoder", model.g_a, images), ("decoder", model.g_s, latents)]
+
     def preprocess(self, meta: Meta):
         from pixelmind.tasks.enhance.data import to_tensor
 
