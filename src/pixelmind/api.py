@@ -250,9 +250,9 @@ class Model:
 
         Options go to the task's predict (``tile``, ``overlap``, ``progress``).
         """
-        self._require_task("enhance", "enhance")
+        self._require_task("enhance", "enhance")  # here, not on the first next(): wrong weights fail at the call
         rows = self.predict_iter(source, batch=1, save_dir=None, _keep_result=True, **options)
-        yield from self._save_each(rows, Path(out_dir), ".png")
+        return self._save_each(rows, Path(out_dir), ".png")
 
     def compress(self, source: Any, out_dir: str | Path, verify: bool = True) -> Iterator[dict[str, Any]]:
         """Compress images into ``out_dir`` as ``.pmc`` files named like their sources; one dict per image.
@@ -261,7 +261,7 @@ class Model:
         """
         self._require_task("compress", "compress")
         rows = self.predict_iter(source, batch=1, save_dir=None, _keep_result=True, decode=verify)
-        yield from self._save_each(rows, Path(out_dir), ".pmc")
+        return self._save_each(rows, Path(out_dir), ".pmc")
 
     def decompress(self, files: Any, out_dir: str | Path) -> Iterator[dict[str, Any]]:
         """Decode ``.pmc`` files (paths, folders or globs) into ``out_dir`` as PNG; one dict per file.
@@ -283,7 +283,7 @@ class Model:
                 image = _to_pil(x)
                 yield {"source": str(path), "width": image.size[0], "height": image.size[1], "_result": image}
 
-        yield from self._save_each(decoded(), Path(out_dir), ".png")
+        return self._save_each(decoded(), Path(out_dir), ".png")
 
     def predict(self, source: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """Predict on a file, folder, glob, list of paths, or PIL image(s); see :meth:`predict_iter`."""

@@ -37,7 +37,7 @@ def is_image_file(path: str | Path) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB, scaling 16/32-bit data rather than clipping it."""
     if img.mode == "RGB":
         return img
@@ -87,7 +87,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
                 raise ImageDecodeError(f"{label}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
             img.load()
             img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return to_rgb(img)
         except ImageDecodeError:
             raise
         except Image.DecompressionBombError:

@@ -130,7 +130,10 @@ class CompressTask(Task):
         return bundle
 
     def build_model(self, cfg: Any, meta: Meta) -> torch.nn.Module:
-        return build_codec(meta.model, **meta.model_kwargs)
+        net = build_codec(meta.model, **meta.model_kwargs)
+        # the header of this model's files: validation measures the very files predict (compress) writes
+        net.file_header = (meta.model, int(meta.extra.get("quality") or 0))
+        return net
 
     def collate(self, samples):
         return _stack_or_list(samples)
@@ -166,7 +169,7 @@ class CompressTask(Task):
             pred = {"x_hat": out["x_hat"][0, :, :h, :w].clamp(0, 1), "bpp_est": float(bits_per_pixel(out["likelihoods"], h * w))}
             if real:
                 t0 = time.perf_counter()
-                data = encode_image(codec, x, "eval", 0)
+                data = encode_image(codec, x, *getattr(codec, "file_header", ("eval", 0)))
                 t1 = time.perf_counter()
                 pred["x_hat"] = decode_image(codec, data)
                 pred.update(bpp=len(data) * 8 / (h * w), encode_s=t1 - t0, decode_s=time.perf_counter() - t1)

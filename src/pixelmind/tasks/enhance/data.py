@@ -34,7 +34,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from pixelmind.data.datasets import BadSample
-from pixelmind.data.decode import ImageDecodeError, is_image_file, load_image
+from pixelmind.data.decode import ImageDecodeError, is_image_file, load_image, to_rgb
 from pixelmind.errors import DataError
 from pixelmind.tasks.base import DataBundle
 from pixelmind.tasks.enhance.degrade import Degradation
@@ -48,7 +48,8 @@ CACHE_PIXELS = 150_000_000
 
 def to_uint8_tensor(image: Image.Image, channels: int) -> torch.Tensor:
     """A PIL image as uint8 ``[channels, H, W]`` (``channels`` 1 = luma, 3 = RGB)."""
-    arr = np.asarray(image.convert("L") if channels == 1 else image.convert("RGB"))
+    rgb = to_rgb(image)  # the same conversion as decoding a file (alpha over white, 16-bit scaled)
+    arr = np.asarray(rgb.convert("L") if channels == 1 else rgb)
     t = torch.from_numpy(arr.copy())
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
