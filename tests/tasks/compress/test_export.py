@@ -47,3 +47,39 @@ def test_export_writes_encoder_and_decoder_that_match_pytorch(weights, fmt):
         encoder = OnnxModule(parts["encoder"][0])
         x = torch.rand(1, 3, 128, 192)
         np.testing.assert_allclose(encoder(x).numpy(), model.net.g_a(x).detach().numpy(), atol=1e-4)
+
+
+def test_rd_command_writes_curves_and_bd_rates(tmp_path):
+    """`pixelmind rd` on two quality levels (tiny untrained codecs) and two real photos."""
+    import json
+    import subprocess
+    import sys
+
+    from skimage import data
+
+    images = tmp_path / "test"
+    images.mkdir()
+    Image.fromarray(data.chelsea()).resize((96, 64)).save(images / "cat.png")
+    Image.fromarray(data.rocket()).resize((80, 64)).save(images / "rocket.png")
+    paths = []
+    for quality, seed in ((1, 0), (3, 1)):
+        torch.manual_seed(seed)
+        model = build_codec("mean_scale_s", N=8, M=12).eval()
+        model.update_tables()
+        meta = Meta(task="compress", model="mean_scale_s", imgsz=64, model_kwargs={"N": 8, "M": 12},
+                    extra={"quality": quality, "lmbda": 0.0067, "train_data": "elsewhere"})  # fmt: skip
+        paths.append(tmp_path / f"q{quality}.safetensors")
+        save_weights(paths[-1], model.state_dict(), meta, {"task": "compress", "data": "elsewhere"})
+    out = tmp_path / "rd"
+    proc = subprocess.run([sys.executable, "-m", "pixelmind", "rd", *map(str, paths), "--data", str(images), "-o", str(out),
+                           "--codecs", "jpeg,webp"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "rd.json").read_text())
+    assert report["images"] == 2
+    assert len(report["pixelmind"]) == 2 and all(p["images"] == 2 for p in report["pixelmind"])
+    assert len(report["jpeg"]) > 5 and set(report["bd_rate_psnr"]) == {"jpeg", "webp"}
+    assert all((out / name).is_file() for name in ("rd.md", "rd_psnr.png", "rd_ms_ssim.png"))
+    assert "BD-rate" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "pixelmind", "rd", str(paths[0]), "--data", str(images), "--codecs", "png"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "unknown png" in bad.stderr and "Traceback" not in bad.stderr

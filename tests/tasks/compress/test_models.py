@@ -166,3 +166,17 @@ def test_files_encoded_on_cpu_decode_on_cuda_and_back():
         streams, hw = enc.compress(torch.nn.functional.pad(image, (0, 62, 0, 58), mode="replicate")[None].to(device))
         assert torch.equal(dec.decode_latents(streams, hw), enc.decode_latents(streams, hw))  # bit-exact latents
         assert (decode_image(dec, data).cpu() - decode_image(enc, data).cpu()).abs().max() < 2e-3  # float synthesis
+
+
+@pytest.mark.parametrize("distortion", ["mse", "ms_ssim"])
+def test_training_step_logs_rate_and_distortion(distortion):
+    from pixelmind.config import TrainConfig
+    from pixelmind.tasks.compress.task import TASK, lambda_for
+
+    cfg = TrainConfig(task="compress", data="photos", distortion=distortion, lmbda=lambda_for(3, distortion))
+    TASK.setup_training(cfg, None)
+    model = tiny("mean_scale_s").train()
+    out = TASK.training_step(model, torch.rand(2, 3, 64, 64), step=0)
+    out["loss"].backward()
+    assert out["loss"].item() > out["bpp"].item() > 0 and torch.isfinite(out["psnr"])
+    assert model.g_a[0].weight.grad is not None
