@@ -85,7 +85,7 @@ def _compress_demo(project: str, epochs: int | None, console) -> Path:
     console.print("[bold]pixelmind demo[/]: learned image compression on scikit-image's bundled photos, on the CPU")
     console.print("(a few minutes of CPU training: the codec is far from converged; see bench/RESULTS.md for trained ones)")
     model = Model("mean_scale_s", task="compress")
-    metrics = model.train(data="photos", quality=2, epochs=epochs or 3, epoch_samples=400, imgsz=96,
+    metrics = model.train(data="photos", quality=2, epochs=epochs or 3, epoch_samples=400, imgsz=128,
                           project=project, name="demo", console=console)  # fmt: skip
     from pixelmind.data.builtin import photo_paths
 

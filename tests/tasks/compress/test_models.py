@@ -180,3 +180,15 @@ def test_training_step_logs_rate_and_distortion(distortion):
     out["loss"].backward()
     assert out["loss"].item() > out["bpp"].item() > 0 and torch.isfinite(out["psnr"])
     assert model.g_a[0].weight.grad is not None
+
+
+def test_training_crops_must_fit_the_model_stride():
+    from pixelmind.config import TrainConfig
+    from pixelmind.errors import ConfigError
+    from pixelmind.tasks.base import Meta
+    from pixelmind.tasks.compress.task import TASK
+
+    meta = Meta(task="compress", model="mean_scale_s", model_kwargs=TINY)
+    with pytest.raises(ConfigError, match="imgsz: 96 must be a multiple of 64"):
+        TASK.build_model(TrainConfig(task="compress", data="photos", imgsz=96), meta)
+    assert TASK.build_model(TrainConfig(task="compress", data="photos", imgsz=128), meta).stride == 64

@@ -131,6 +131,10 @@ class CompressTask(Task):
 
     def build_model(self, cfg: Any, meta: Meta) -> torch.nn.Module:
         net = build_codec(meta.model, **meta.model_kwargs)
+        if cfg.imgsz and cfg.imgsz % net.stride:
+            from pixelmind.errors import ConfigError
+
+            raise ConfigError(f"imgsz: {cfg.imgsz} must be a multiple of {net.stride} for {meta.model} (its total downsampling)")
         # the header of this model's files: validation measures the very files predict (compress) writes
         net.file_header = (meta.model, int(meta.extra.get("quality") or 0))
         return net
