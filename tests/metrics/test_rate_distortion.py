@@ -8,10 +8,9 @@ import torch
 from PIL import Image
 from skimage.data import astronaut
 
+from pixelmind.metrics.bd_rate import bd_psnr, bd_rate
 from pixelmind.metrics.rate_distortion import (
     CLASSICAL_CODECS,
-    bd_psnr,
-    bd_rate,
     bpp,
     classical_rd_points,
     encode_classical,

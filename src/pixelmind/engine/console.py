@@ -10,6 +10,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -102,3 +103,49 @@ class FileProgress:
                 self.progress.remove_task(self.bar)
             self.bar = self.progress.add_task("tiles", total=total)
         self.progress.update(self.bar, completed=done, total=total)
+
+
+class PredictProgress:
+    """Files done, errors and images/s while ``predict`` streams; on stderr, only on a terminal.
+
+    The number of files is unknown while a folder is still being walked (``total=None``): a spinner
+    with the counts then; with a known total, a bar. Use as a context manager, call ``update(error)``
+    once per file.
+    """
+
+    def __init__(self, console: Console | None = None, total: int | None = None, enabled: bool = True,
+                 description: str = "predict") -> None:
+        console = console or Console(stderr=True)
+        self.progress = None
+        self.done = self.errors = 0
+        self._start = time.perf_counter()
+        self._last = 0.0
+        if enabled and console.is_terminal:
+            columns = [SpinnerColumn(), TextColumn("{task.description}")]
+            if total is not None:
+                columns += [BarColumn(), MofNCompleteColumn()]
+            columns += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+            self.progress = Progress(*columns, console=console, transient=True)
+            self.bar = self.progress.add_task(description, total=total, info=self.info())
+
+    def info(self) -> str:
+        rate = self.done / max(time.perf_counter() - self._start, 1e-9)
+        return f"{self.done} files  {self.errors} errors  {rate:.1f} img/s"
+
+    def __enter__(self) -> PredictProgress:
+        self._start = time.perf_counter()
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, error: bool = False) -> None:
+        self.done += 1
+        self.errors += bool(error)
+        now = time.perf_counter()
+        if self.progress is not None and now - self._last > 0.1:  # the text, not the bar, is the costly part
+            self._last = now
+            self.progress.update(self.bar, completed=self.done, info=self.info())

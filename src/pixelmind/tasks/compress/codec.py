@@ -20,9 +20,6 @@ from pixelmind.errors import BitstreamError
 from pixelmind.tasks.compress.bitstream import Header, pack, unpack, weights_fingerprint
 from pixelmind.tasks.compress.models import LATENT_STRIDE
 
-#: the model's stride must leave padding below 256 (a u16 field would do, but no codec needs more)
-MAX_PAD = 255
-
 
 def pad_to_stride(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
     """Pad ``[C, H, W]`` bottom/right to multiples of ``stride`` by edge replication (cheaper to code than zeros)."""

@@ -56,7 +56,8 @@ def rd_report(weights: Sequence[str | Path], data: str, out_dir: str | Path, dev
         a point is ``{"bpp", "psnr", "ms_ssim", ...}`` (means over the images).
     """
     from pixelmind.config import make_config
-    from pixelmind.metrics.rate_distortion import bd_rate, classical_rd_points
+    from pixelmind.metrics.bd_rate import bd_rate
+    from pixelmind.metrics.rate_distortion import classical_rd_points
     from pixelmind.tasks.compress.data import load_compress_data
     from pixelmind.viz.plots import plot_rate_distortion
 
