@@ -125,24 +125,71 @@ def predict(
     out: Path = typer.Option(Path("runs/predict"), help="folder for --save and results.jsonl"),
     batch: int = typer.Option(32),
     topk: int = typer.Option(5),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N; under torchrun, cuda means cuda:LOCAL_RANK"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress on stderr (terminal only)"),
 ) -> None:
-    """Predict on images; prints one JSON line per image (errors included, never fatal)."""
-    from pixelmind.api import Model
+    """Predict on images; prints one JSON line per image (errors included, never fatal).
 
-    m = Model.load(weights, device=device)
-    out.mkdir(parents=True, exist_ok=True)
-    n = errors = 0
+    Streams: folders are walked lazily, so memory stays bounded whatever their size. Under
+    ``torchrun --nproc-per-node N`` (or ``accelerate launch``) the files are split over the
+    processes and rank 0 merges their results into OUT/results.jsonl in file order.
+    """
+    from collections import deque
+
+    from pixelmind.api import Model
+    from pixelmind.data.sources import ResolvedPaths, iter_sources
+    from pixelmind.engine.console import PredictProgress
+    from pixelmind.engine.sharding import barrier, dist_env, merge_shards, process_group, shard
+
+    rank, world, local_rank = dist_env()
+    if world > 1 and device == "cuda":
+        device = f"cuda:{local_rank}"
     err = _console(True)
-    with (out / "results.jsonl").open("w") as f:
-        for row in m.predict_iter(source, batch=batch, save_dir=out if save else None, topk=topk):
-            line = json.dumps(row)
-            sys.stdout.write(line + "\n")
-            f.write(line + "\n")
-            n += 1
-            errors += "error" in row
+    indices: deque[int] = deque()  # global positions of the paths handed to predict_iter, not yet answered
+
+    def paths():
+        for i, path in shard(enumerate(iter_sources(source)), rank, world):
+            indices.append(i)
+            yield path
+
+    with process_group(world):
+        m = Model.load(weights, device=device)
+        out.mkdir(parents=True, exist_ok=True)
+        # per-rank picture folders: each process numbers its own pictures
+        save_dir = (out if world == 1 else out / f"rank{rank}") if save else None
+        target = out / ("results.jsonl" if world == 1 else f"results.rank{rank}.jsonl")
+        n = errors = 0
+        show = progress and rank == 0
+        label = "predict" if world == 1 else f"predict (rank 0 of {world})"
+        with target.open("w") as f, PredictProgress(err, enabled=show, description=label,
+                                                    redirect_stdout=world == 1 and sys.stdout.isatty()) as bar:
+            for row in m.predict_iter(ResolvedPaths(paths()), batch=batch, save_dir=save_dir, topk=topk):
+                line = json.dumps({"index": indices.popleft(), **row})
+                if world == 1:
+                    sys.stdout.write(line + "\n")
+                f.write(line + "\n")
+                n += 1
+                errors += "error" in row
+                bar.update("error" in row)
+        if world > 1:
+            barrier()  # every shard file is complete
+            if rank != 0:
+                return
+            n = errors = 0
+
+            def echo(line: str, row: dict[str, Any]) -> None:
+                nonlocal n, errors
+                sys.stdout.write(line)
+                n += 1
+                errors += "error" in row
+
+            shards = [out / f"results.rank{r}.jsonl" for r in range(world)]
+            merge_shards(shards, out / "results.jsonl", on_line=echo)
+            for s in shards:
+                s.unlink()
     sys.stdout.flush()
-    err.print(f"{n} images, {errors} unreadable; results in {out / 'results.jsonl'}" + (f", pictures in {out}" if save else ""))
+    err.print(f"{n} images, {errors} unreadable; results in {out / 'results.jsonl'}" + (f", pictures in {out}" if save else "")
+              + (f" (merged from {world} processes)" if world > 1 else ""))
 
 
 @app.command()
@@ -308,6 +355,43 @@ def demo(
     from pixelmind.demo import run_demo
 
     run_demo(task, project, epochs, _console())
+
+
+@app.command()
+def serve(
+    weights: list[Path] = typer.Option(..., help="weights to serve (.safetensors, .onnx, .torchscript); repeatable"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000),
+    max_batch: int = typer.Option(8, help="most images per model call (1 disables batching)"),
+    max_wait_ms: float = typer.Option(5.0, help="how long a batch waits for more images"),
+    max_upload_mb: float = typer.Option(20.0, help="largest upload in MB (413 beyond)"),
+    max_pixels: int = typer.Option(40_000_000, help="largest image in pixels (413 beyond)"),
+    timeout: float = typer.Option(30.0, help="seconds before a request gets 504"),
+    queue: int = typer.Option(64, help="images waiting per model before requests get 503"),
+    api_key: Optional[str] = typer.Option(None, envvar="PIXELMIND_API_KEY", help="require this key on /v1 (X-API-Key or Bearer)"),
+    runs: Path = typer.Option(Path("runs"), help="runs folder the web page browses"),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
+) -> None:
+    """Serve models over HTTP: a web page, a JSON API for every task and its docs at /docs."""
+    import uvicorn
+
+    from pixelmind.serve.app import create_app
+    from pixelmind.serve.settings import ServeSettings
+
+    settings = ServeSettings(
+        max_upload_bytes=int(max_upload_mb * 1_000_000), max_pixels=max_pixels, request_timeout_s=timeout,
+        max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue, api_key=api_key or None, runs_dir=runs,
+        device=device,
+    )  # fmt: skip
+    fastapi_app = create_app(list(weights), settings)
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+    for m in fastapi_app.state.served.values():
+        typer.echo(f"model {m.name}: {m.model.meta.task} {m.model.meta.model}")
+    typer.echo(f"page: http://{shown}:{port}/")
+    typer.echo(f"API docs: http://{shown}:{port}/docs")
+    if api_key:
+        typer.echo("API key required on /v1 (X-API-Key or Authorization: Bearer)")
+    uvicorn.run(fastapi_app, host=host, port=port, log_level="info")
 
 
 def main() -> None:

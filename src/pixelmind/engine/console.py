@@ -111,10 +111,14 @@ class PredictProgress:
     The number of files is unknown while a folder is still being walked (``total=None``): a spinner
     with the counts then; with a known total, a bar. Use as a context manager, call ``update(error)``
     once per file.
+
+    Rich would send ``print``/stdout writes through the stderr console while the bar is live: that
+    happens only with ``redirect_stdout=True`` (for a stdout that is the same terminal, so JSON lines
+    scroll above the bar instead of being overdrawn); piped stdout is never touched.
     """
 
     def __init__(self, console: Console | None = None, total: int | None = None, enabled: bool = True,
-                 description: str = "predict") -> None:
+                 description: str = "predict", redirect_stdout: bool = False) -> None:
         console = console or Console(stderr=True)
         self.progress = None
         self.done = self.errors = 0
@@ -125,7 +129,8 @@ class PredictProgress:
             if total is not None:
                 columns += [BarColumn(), MofNCompleteColumn()]
             columns += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
-            self.progress = Progress(*columns, console=console, transient=True)
+            self.progress = Progress(*columns, console=console, transient=True,
+                                     redirect_stdout=redirect_stdout, redirect_stderr=False)
             self.bar = self.progress.add_task(description, total=total, info=self.info())
 
     def info(self) -> str:

@@ -15,6 +15,8 @@ import heapq
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,8 +59,11 @@ def _indexed_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
             yield index, line if line.endswith("\n") else line + "\n", row
 
 
-def merge_shards(paths: Sequence[str | Path], out_path: str | Path,
-                 on_line: Callable[[str, dict[str, Any]], None] | None = None) -> int:
+def merge_shards(
+    paths: Sequence[str | Path],
+    out_path: str | Path,
+    on_line: Callable[[str, dict[str, Any]], None] | None = None,
+) -> int:
     """Merge per-rank JSON-lines files (each sorted by ``"index"``) into ``out_path`` in index order.
 
     A streaming k-way merge (:func:`heapq.merge` over the open files): memory holds one line per
@@ -71,10 +76,51 @@ def merge_shards(paths: Sequence[str | Path], out_path: str | Path,
         streams = [_indexed_lines(Path(p)) for p in paths]
         for index, line, row in heapq.merge(*streams, key=lambda item: item[0]):
             if last is not None and index <= last:
-                raise PixelmindError(f"merge: index {index} after {last}; each shard must hold distinct, increasing indices")
+                raise PixelmindError(
+                    f"merge: index {index} after {last}; each shard must hold distinct, increasing indices"
+                )
             last = index
             out.write(line)
             if on_line is not None:
                 on_line(line, row)
             count += 1
     return count
+
+
+@contextmanager
+def process_group(world: int, timeout_s: float = 24 * 3600) -> Iterator[None]:
+    """A gloo process group for ``world > 1`` (from the launcher's ``MASTER_ADDR``/``MASTER_PORT``), torn down after.
+
+    The timeout is long on purpose: ranks that finish their shard early wait at the barrier for the
+    slowest one, which on a huge folder can take hours. Outside a launcher (``world == 1``) it does nothing.
+    """
+    if world <= 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        raise PixelmindError(
+            "this torch build has no torch.distributed gloo backend: run predict in one process"
+        )
+    if dist.is_initialized():
+        yield
+        return
+    try:
+        dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=timeout_s))
+    except (ValueError, RuntimeError) as err:
+        raise PixelmindError(
+            f"could not join the process group (WORLD_SIZE={world}): {str(err).splitlines()[0]}"
+        ) from None
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op outside a process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
