@@ -119,7 +119,9 @@ class DynamicBatcher:
         try:
             self._queue.put_nowait(_Item(image, dict(options), future))
         except asyncio.QueueFull:
-            raise QueueFullError(f"{self.name}: {self.queue_size} requests are waiting already; retry later") from None
+            raise QueueFullError(
+                f"{self.name}: {self.queue_size} requests are waiting already; retry later"
+            ) from None
         return await future  # cancelled by the caller's timeout: the worker skips it
 
     async def _collect(self) -> list[_Item]:
@@ -149,7 +151,9 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         images, options = [it.image for it in live], live[0].options
         try:
-            results = await loop.run_in_executor(self._executor, lambda: list(self.predict(images, **options)))
+            results = await loop.run_in_executor(
+                self._executor, lambda: list(self.predict(images, **options))
+            )
             if len(results) != len(live):
                 raise RuntimeError(f"predict returned {len(results)} results for {len(live)} images")
         except asyncio.CancelledError:
