@@ -36,6 +36,20 @@ def default_weights(root: Path) -> Path:
     return model.weights_path
 
 
+def resnet_weights(root: Path) -> Path:
+    """An untrained timm resnet18 classifier at 224 px: compute-bound, where batching should pay."""
+    from pixelmind.config import TrainConfig
+    from pixelmind.engine.checkpoint import save_weights
+    from pixelmind.tasks import get_task
+    from pixelmind.tasks.base import Meta
+
+    meta = Meta(task="classify", model="resnet18", class_names=[str(i) for i in range(10)], imgsz=224)
+    net = get_task("classify").build_model(TrainConfig(task="classify", data="digits", model="resnet18"), meta)
+    path = root / "resnet18.safetensors"
+    save_weights(path, net.state_dict(), meta, {"task": "classify", "data": "digits"})
+    return path
+
+
 def digit_png() -> bytes:
     from PIL import Image
     from sklearn.datasets import load_digits
@@ -69,12 +83,14 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--resnet", action="store_true", help="serve an untrained resnet18 at 224 px instead of the small digits CNN")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     args = ap.parse_args()
-    weights = args.weights or default_weights(Path(tempfile.mkdtemp(prefix="pm-load-")))
+    root = Path(tempfile.mkdtemp(prefix="pm-load-"))
+    weights = args.weights or (resnet_weights(root) if args.resnet else default_weights(root))
     payload = digit_png()
     print(machine())
     print(f"{args.clients} clients x {args.requests} requests, weights {weights}")
