@@ -43,8 +43,8 @@ def _pil(levels: torch.Tensor):
 class CompressEvaluator:
     """Accumulates per-image rate and distortion; ``classical`` codecs are matched in bpp on real files."""
 
-    def __init__(self, lmbda: float, classical: tuple[str, ...] = CLASSICAL_CODECS) -> None:
-        self.lmbda, self.classical = lmbda, classical
+    def __init__(self, lmbda: float, classical: tuple[str, ...] = CLASSICAL_CODECS, distortion: str = "mse") -> None:
+        self.lmbda, self.classical, self.distortion = lmbda, classical, distortion
         self.rows: list[dict[str, float]] = []
 
     def update(self, preds: list[dict[str, Any]], targets: list[torch.Tensor]) -> None:
@@ -69,7 +69,9 @@ class CompressEvaluator:
             return {}
         keys = [k for k in self.rows[0] if all(k in r for r in self.rows)]
         mean = {k: sum(r[k] for r in self.rows) / len(self.rows) for k in keys}
-        out = {"rd_loss": self.lmbda * 255**2 * mean["mse"] + mean["bpp"]}
+        # the training objective, so that the best checkpoint is the best trade-off it was trained for
+        distortion = self.lmbda * (1 - mean["ms_ssim"]) if self.distortion == "ms_ssim" else self.lmbda * 255**2 * mean["mse"]
+        out = {"rd_loss": distortion + mean["bpp"]}
         out.update({k: v for k, v in mean.items() if k != "mse"})
         matched = [r for r in self.rows if f"{self.classical[0]}_psnr" in r] if self.classical else []
         if matched:  # the classical codecs at matched bpp, and ours on the same images

@@ -183,7 +183,8 @@ class CompressTask(Task):
     def evaluator(self, meta: Meta):
         from pixelmind.metrics.compress import CompressEvaluator
 
-        return CompressEvaluator(lmbda=meta.extra.get("lmbda") or lambda_for(3))
+        distortion = meta.extra.get("distortion") or "mse"
+        return CompressEvaluator(lmbda=meta.extra.get("lmbda") or lambda_for(3, distortion), distortion=distortion)
 
     def finalize(self, model, val_loader, meta: Meta, cfg: Any) -> dict[str, Any]:
         """Fix the integer entropy-coding tables (stored as buffers in the weights file)."""
