@@ -87,7 +87,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--max-batch", type=int, default=16)
-    ap.add_argument("--max-wait-ms", type=float, default=5.0)
+    ap.add_argument("--max-wait-ms", type=float, default=0.0)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pm-load-"))
     weights = args.weights or (resnet_weights(root) if args.resnet else default_weights(root))

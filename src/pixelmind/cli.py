@@ -363,7 +363,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8000),
     max_batch: int = typer.Option(8, help="most images per model call (1 disables batching)"),
-    max_wait_ms: float = typer.Option(5.0, help="how long a batch waits for more images"),
+    max_wait_ms: float = typer.Option(0.0, help="how long a batch waits for more images (0: batch what queued meanwhile)"),
     max_upload_mb: float = typer.Option(20.0, help="largest upload in MB (413 beyond)"),
     max_pixels: int = typer.Option(40_000_000, help="largest image in pixels (413 beyond)"),
     timeout: float = typer.Option(30.0, help="seconds before a request gets 504"),

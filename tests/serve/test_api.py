@@ -66,7 +66,7 @@ def test_models_lists_every_model_with_unique_names_and_checksums(client, serve_
         and best["model"] == "pm_cnn_t"
         and best["classes"] == [str(i) for i in range(10)]
     )
-    assert best["input_size"] == 16 and best["batching"] == {"max_batch": 8, "max_wait_ms": 5.0}
+    assert best["input_size"] == 16 and best["batching"] == {"max_batch": 8, "max_wait_ms": 0.0}
     assert best["sha256"] == models["best_1"]["sha256"] == sha256_file(serve_weights["classify"])
     assert models["codec"]["sha256"] == sha256_file(serve_weights["compress"])
     assert models["espcn"]["task"] == "enhance" and models["codec"]["task"] == "compress"
