@@ -109,7 +109,7 @@ class CompressTask(Task):
         "lr": 1e-3,
         "weight_decay": 0.0,
         "clip_grad": 1.0,
-        "channels_last": False,
+        "channels_last": True,  # 0.31 -> 0.28 s per training step of mean_scale_s on 2 CPU cores
         "augment": "none",
     }
 
