@@ -101,7 +101,10 @@ def main() -> int:
         port = free_port()
         proc = serve(weights, port, max_batch, wait)
         try:
-            url = f"http://127.0.0.1:{port}/v1/models/{weights.stem}/predict"
+            import httpx
+
+            name = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()[0]["name"]
+            url = f"http://127.0.0.1:{port}/v1/models/{name}/predict"
             run_load(url, payload, clients=4, requests=5)  # warm-up
             stats = run_load(url, payload, clients=args.clients, requests=args.requests)
         finally:

@@ -58,8 +58,8 @@ def test_health_and_page_and_docs(client):
 
 def test_models_lists_every_model_with_unique_names_and_checksums(client, serve_weights):
     models = {m["name"]: m for m in client.get("/v1/models").json()}
-    assert set(models) == {"best", "espcn", "codec", "best_1"}
-    best = models["best"]
+    assert set(models) == {"c", "espcn", "codec", "c_1"}
+    best = models["c"]
     assert set(best) == {"name", "task", "model", "classes", "input_size", "sha256", "batching"}
     assert (
         best["task"] == "classify"
@@ -67,27 +67,27 @@ def test_models_lists_every_model_with_unique_names_and_checksums(client, serve_
         and best["classes"] == [str(i) for i in range(10)]
     )
     assert best["input_size"] == 16 and best["batching"] == {"max_batch": 8, "max_wait_ms": 0.0}
-    assert best["sha256"] == models["best_1"]["sha256"] == sha256_file(serve_weights["classify"])
+    assert best["sha256"] == models["c_1"]["sha256"] == sha256_file(serve_weights["classify"])
     assert models["codec"]["sha256"] == sha256_file(serve_weights["compress"])
     assert models["espcn"]["task"] == "enhance" and models["codec"]["task"] == "compress"
 
 
 def test_classify_multipart_and_raw_body_agree(client, make_png):
     data = make_png((30, 26))
-    a = client.post("/v1/models/best/predict", files={"file": ("x.png", data, "image/png")})
+    a = client.post("/v1/models/c/predict", files={"file": ("x.png", data, "image/png")})
     b = client.post(
-        "/v1/models/best/predict", content=data, headers={"Content-Type": "application/octet-stream"}
+        "/v1/models/c/predict", content=data, headers={"Content-Type": "application/octet-stream"}
     )
     assert a.status_code == b.status_code == 200, a.text
     ja, jb = a.json(), b.json()
-    assert ja["model"] == "best" and ja["task"] == "classify" and ja["batch_size"] == 1 and ja["ms"] > 0
+    assert ja["model"] == "c" and ja["task"] == "classify" and ja["batch_size"] == 1 and ja["ms"] > 0
     assert ja["result"]["label"] == jb["result"]["label"] and len(ja["result"]["topk"]) == 5
-    two = client.post("/v1/models/best/predict?topk=2", content=data).json()
+    two = client.post("/v1/models/c/predict?topk=2", content=data).json()
     assert [t["label"] for t in two["result"]["topk"]] == [t["label"] for t in ja["result"]["topk"][:2]]
 
 
 def test_classify_render_is_a_png_with_the_result_in_a_header(client, make_png):
-    r = client.post("/v1/models/best/predict?render=true", content=make_png((40, 32)))
+    r = client.post("/v1/models/c/predict?render=true", content=make_png((40, 32)))
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     Image.open(io.BytesIO(r.content)).verify()
     assert "label" in json.loads(r.headers["x-pixelmind-result"])
@@ -121,25 +121,25 @@ def test_compress_returns_a_decodable_bitstream(client, serve_models, make_png):
 
 
 def test_bad_images_unknown_models_and_bad_queries(client, make_png):
-    garbage = client.post("/v1/models/best/predict", content=b"this is not an image at all")
+    garbage = client.post("/v1/models/c/predict", content=b"this is not an image at all")
     assert garbage.status_code == 400 and "not an image" in garbage.json()["error"]
     buf = io.BytesIO()
     Image.open(io.BytesIO(make_png((64, 64)))).save(buf, format="JPEG")
-    truncated = client.post("/v1/models/best/predict", content=buf.getvalue()[: len(buf.getvalue()) // 2])
+    truncated = client.post("/v1/models/c/predict", content=buf.getvalue()[: len(buf.getvalue()) // 2])
     assert truncated.status_code == 400 and "truncated" in truncated.json()["error"]
     assert "Traceback" not in truncated.text and "\n" not in truncated.json()["error"]
-    empty = client.post("/v1/models/best/predict", content=b"")
+    empty = client.post("/v1/models/c/predict", content=b"")
     assert empty.status_code == 400
-    nofile = client.post("/v1/models/best/predict", files={"other": ("x.png", make_png())})
+    nofile = client.post("/v1/models/c/predict", files={"other": ("x.png", make_png())})
     assert nofile.status_code == 400 and "'file'" in nofile.json()["error"]
     missing = client.post("/v1/models/nope/predict", content=make_png())
     assert (
         missing.status_code == 404
-        and "best" in missing.json()["error"]
+        and "c" in missing.json()["error"]
         and "codec" in missing.json()["error"]
     )
     for query in ("topk=0", "topk=abc", "render=maybe"):
-        bad = client.post(f"/v1/models/best/predict?{query}", content=make_png())
+        bad = client.post(f"/v1/models/c/predict?{query}", content=make_png())
         assert bad.status_code == 422 and bad.json()["error"].split(":")[0] in ("topk", "render")
 
 

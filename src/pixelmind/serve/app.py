@@ -77,12 +77,20 @@ def _predict_options(task: Any) -> frozenset[str]:
     return frozenset(p.name for p in params if p.kind in kinds)
 
 
+def _served_name(path: Path) -> str:
+    """The file stem, or the run's name for a run's ``<run>/weights/best.safetensors`` (or ``last``)."""
+    if path.stem in ("best", "last") and path.parent.name == "weights" and path.parent.parent.name:
+        return path.parent.parent.name
+    return path.stem
+
+
 def _unique_names(paths: list[Path]) -> list[str]:
     names: list[str] = []
     for p in paths:
-        name, i = p.stem, 1
+        base = _served_name(p)
+        name, i = base, 1
         while name in names:
-            name, i = f"{p.stem}_{i}", i + 1
+            name, i = f"{base}_{i}", i + 1
         names.append(name)
     return names
 
@@ -188,7 +196,8 @@ def create_app(
     """Build the HTTP API for some models.
 
     Args:
-        weights: weights files (served under their file stems, made unique: ``best``, ``best_1``)
+        weights: weights files (served under their file stems, or the run's name for a run's
+            ``weights/best.safetensors``; made unique: ``exp``, ``exp_1``)
             or ``{name: Model}`` of loaded models.
         settings: limits, batching and the API key (defaults: :class:`ServeSettings`).
 
