@@ -121,6 +121,7 @@ class Model:
         bundle = self.task.load_data(cfg, meta)
         if meta is None:
             meta = Meta(task=self.task.name, model=cfg.model, class_names=bundle.class_names, imgsz=cfg.imgsz,
+                        model_kwargs=dict(cfg.model_kwargs or {}),
                         extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction, **bundle.meta_extra})  # fmt: skip
         from accelerate.utils import set_seed
 

@@ -77,6 +77,7 @@ class TrainConfig(BaseModel):
     loss: Literal["l1", "mse", "charbonnier"] | None = Field(None, description="enhance: pixel loss")
     channels: Literal[1, 3] | None = Field(None, description="enhance: 1 = greyscale, 3 = colour (default: from the data)")
     epoch_samples: int | None = Field(None, ge=1, description="enhance, compress: random crops per epoch")
+    model_kwargs: dict[str, Any] | None = Field(None, description="enhance, compress: arguments of the model builder, e.g. {N: 192, M: 320}")
     # compress: the rate-distortion trade-off
     quality: int | None = Field(None, ge=1, le=8, description="compress: quality level 1 (smallest files) to 8 (picks lambda)")
     lmbda: float | None = Field(None, gt=0, description="compress: rate-distortion lambda (default: from quality)")

@@ -192,3 +192,18 @@ def test_training_crops_must_fit_the_model_stride():
     with pytest.raises(ConfigError, match="imgsz: 96 must be a multiple of 64"):
         TASK.build_model(TrainConfig(task="compress", data="photos", imgsz=96), meta)
     assert TASK.build_model(TrainConfig(task="compress", data="photos", imgsz=128), meta).stride == 64
+
+
+def test_model_kwargs_size_the_codec_and_travel_with_the_weights(tmp_path):
+    from pixelmind.api import Model
+    from pixelmind.errors import ConfigError
+    from pixelmind.tasks.compress.task import tables_ready
+
+    model = Model("mean_scale_s", task="compress")
+    model.train(data="photos", epochs=1, epoch_samples=8, imgsz=64, batch=4, workers=0, project=str(tmp_path),
+                name="k", model_kwargs={"N": 8, "M": 12})  # fmt: skip
+    loaded = Model.load(model.weights_path)
+    assert loaded.meta.model_kwargs == {"N": 8, "M": 12} and loaded.net.g_a[0].out_channels == 8
+    assert tables_ready(loaded.net)
+    with pytest.raises(ConfigError, match="model_kwargs: mean_scale_s does not take"):
+        build_codec("mean_scale_s", channels_out=4)

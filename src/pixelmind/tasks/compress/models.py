@@ -216,4 +216,9 @@ def build_codec(name: str, channels: int = 3, **overrides) -> nn.Module:
         >>> build_codec("mean_scale_s", N=8, M=12).stride
         64
     """
-    return MODELS.get(name)(channels, **overrides)
+    try:
+        return MODELS.get(name)(channels, **overrides)
+    except TypeError as err:  # an unknown or misspelt model_kwargs key
+        from pixelmind.errors import ConfigError
+
+        raise ConfigError(f"model_kwargs: {name} does not take {sorted(overrides)} ({err})") from None
