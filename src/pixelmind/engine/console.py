@@ -71,7 +71,22 @@ class EpochProgress:
             self.progress.stop()
 
 
-class FileProgress:
+class _LiveProgress:
+    """A context that starts and stops its rich ``progress`` (None when there is no terminal)."""
+
+    progress = None
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+class FileProgress(_LiveProgress):
     """A progress bar over the tiles of the image being enhanced; call it as ``progress(done, total)``.
 
     Large images take minutes on a CPU, so the bar moves per tile rather than per file. It shows
@@ -86,15 +101,6 @@ class FileProgress:
                                      TimeRemainingColumn(), console=console, transient=True)  # fmt: skip
         self.bar = None
 
-    def __enter__(self) -> FileProgress:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
     def __call__(self, done: int, total: int) -> None:
         if self.progress is None:
             return
@@ -105,7 +111,7 @@ class FileProgress:
         self.progress.update(self.bar, completed=done, total=total)
 
 
-class PredictProgress:
+class PredictProgress(_LiveProgress):
     """Files done, errors and images/s while ``predict`` streams; on stderr, only on a terminal.
 
     The number of files is unknown while a folder is still being walked (``total=None``): a spinner
@@ -139,13 +145,7 @@ class PredictProgress:
 
     def __enter__(self) -> PredictProgress:
         self._start = time.perf_counter()
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        return super().__enter__()
 
     def update(self, error: bool = False) -> None:
         self.done += 1

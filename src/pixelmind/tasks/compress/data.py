@@ -24,8 +24,7 @@ from pixelmind.tasks.enhance.data import (
     CACHE_PIXELS,
     ImageStore,
     clean_image_splits,
-    random_crop,
-    random_flip_rotate,
+    random_patch,
     total_pixels,
 )
 
@@ -40,13 +39,7 @@ class CropDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int):
-        i = index % len(self.store)
-        try:
-            image = self.store.get(i)
-        except ImageDecodeError as err:
-            return BadSample(str(self.store.paths[i]), str(err))
-        (crop,) = random_flip_rotate(random_crop(image, self.crop).float() / 255)
-        return crop.contiguous()
+        return random_patch(self.store, index, self.crop)
 
 
 class WholeImageDataset(Dataset):

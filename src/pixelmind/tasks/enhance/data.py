@@ -141,14 +141,19 @@ class CleanCropDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int):
-        i = index % len(self.store)
-        try:
-            image = self.store.get(i)
-        except ImageDecodeError as err:
-            return BadSample(str(self.store.paths[i]), str(err))
-        (clean,) = random_flip_rotate(random_crop(image, self.crop).float() / 255)
-        clean = clean.contiguous()
-        return self.degrade(clean), clean
+        clean = random_patch(self.store, index, self.crop)
+        return clean if isinstance(clean, BadSample) else (self.degrade(clean), clean)
+
+
+def random_patch(store: ImageStore, index: int, crop: int) -> torch.Tensor | BadSample:
+    """A random ``crop`` x ``crop`` float patch of image ``index % len(store)``, flipped/transposed at random."""
+    i = index % len(store)
+    try:
+        image = store.get(i)
+    except ImageDecodeError as err:
+        return BadSample(str(store.paths[i]), str(err))
+    (patch,) = random_flip_rotate(random_crop(image, crop).float() / 255)
+    return patch.contiguous()
 
 
 def random_crop(x: torch.Tensor, size: int) -> torch.Tensor:
