@@ -163,3 +163,72 @@ def plot_rate_distortion(
     if curves:
         ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
+
+
+def plot_per_class_bars(
+    values: Sequence[float], names: Sequence[str], path: Path, ylabel: str = "score", title: str | None = None
+) -> Path:
+    """One bar per class (e.g. per-class IoU or AP); NaN values (class absent) are marked "n/a".
+
+    Example:
+        >>> import tempfile, os
+        >>> plot_per_class_bars([0.5, float("nan")], ["a", "b"], os.path.join(tempfile.mkdtemp(), "iou.png")).name
+        'iou.png'
+    """
+    plt = _pyplot()
+    n = len(names)
+    vals = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(min(max(4.0, 0.35 * n + 2), 20), 3.6))
+    x = np.arange(n)
+    ax.bar(x, np.nan_to_num(vals, nan=0.0), color="#2f6fde")
+    for i in np.flatnonzero(np.isnan(vals)):
+        ax.text(i, 0.01, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    if n <= 60:  # beyond that the labels overlap into a black band
+        ax.set_xticks(x, names, rotation=90, fontsize=7 if n > 20 else 9)
+    ax.set_ylim(0, max(1.0, float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0))
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_pr_curves(
+    recall: np.ndarray,
+    curves: dict[str, np.ndarray],
+    path: Path,
+    mean: tuple[str, np.ndarray] | None = None,
+    title: str = "precision-recall",
+) -> Path:
+    """Precision against recall: one thin line per class and an optional bold mean curve.
+
+    Args:
+        recall: [R] recall points shared by every curve (COCO's 101 thresholds).
+        curves: class name -> precision [R]; a curve that is all negative (COCO's -1, no ground
+            truth) is skipped.
+        path: the png to write.
+        mean: ``(label, precision [R])`` drawn bold in black.
+        title: figure title.
+
+    Example:
+        >>> import tempfile, os, numpy as np
+        >>> r = np.linspace(0, 1, 101)
+        >>> plot_pr_curves(r, {"a": 1 - r}, os.path.join(tempfile.mkdtemp(), "pr.png")).name
+        'pr.png'
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    shown = {k: v for k, v in curves.items() if np.any(np.asarray(v) >= 0)}
+    for name, prec in shown.items():
+        ax.plot(recall, np.clip(prec, 0, None), lw=1, alpha=0.8, label=name if len(shown) <= 20 else None)
+    if mean is not None:
+        ax.plot(recall, np.clip(mean[1], 0, None), lw=2.5, color="k", label=mean[0])
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", fontsize=7)
+    return _save(fig, path)
