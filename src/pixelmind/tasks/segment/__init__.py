@@ -1,0 +1,1 @@
+"""Image segmentation: semantic masks (one class per pixel) and instance masks (one mask per object)."""
