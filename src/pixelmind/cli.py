@@ -305,15 +305,19 @@ def check(
     out: Optional[Path] = typer.Option(None, help="folder for the report (default runs/check/<name>)"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check a data set: counts per class, image sizes, corrupt files, duplicates and train/val leakage."""
-    from pixelmind.data.check import check_classification
+    """Check a data set: counts per class, image sizes, corrupt files, duplicates and train/val leakage.
 
-    if task != "classify":
+    segment: pixel share per class (plot), images without masks, mask values outside the class map.
+    """
+    from pixelmind.data.check import check_classification, check_segmentation
+
+    checks = {"classify": check_classification, "segment": check_segmentation}
+    if task not in checks:
         from pixelmind.tasks import get_task
 
         get_task(task)
         raise PixelmindError(f"check: --task {task} has no checks yet")
-    report = check_classification(data, out)
+    report = checks[task](data, out)
     console = _console(json_out)
     console.print(report["text"], markup=False)
     if json_out:

@@ -12,7 +12,7 @@ def run_demo(task: str, project: str, epochs: int | None, console) -> Path:
     """Train the task's default model on built-in data, predict a few images, print where it all is."""
     from pixelmind.api import Model
 
-    demos = {"classify": None, "enhance": _enhance_demo, "compress": _compress_demo}
+    demos = {"classify": None, "segment": _segment_demo, "enhance": _enhance_demo, "compress": _compress_demo}
     if task not in demos:
         raise PixelmindError(f"demo: --task {task} has no demo yet (available: {', '.join(demos)})")
     if demos[task] is not None:
@@ -105,4 +105,35 @@ def _compress_demo(project: str, epochs: int | None, console) -> Path:
     console.print(f"  files:   {files} (.pmc), decoded PNGs in {model.run_dir / 'decoded'} ({len(decoded)} files)")
     console.print(f"next: pixelmind compress --weights {model.weights_path} YOUR_IMAGE.png -o out/  "
                   f"then  pixelmind decompress --weights {model.weights_path} out/*.pmc -o decoded/")  # fmt: skip
+    return model.run_dir
+
+
+def _segment_demo(project: str, epochs: int | None, console) -> Path:
+    """A U-Net trained from scratch on the built-in shapes; masks and overlays of a few validation images."""
+    from PIL import Image
+
+    from pixelmind.api import Model
+    from pixelmind.data.shapes import shapes_indices, shapes_sample
+
+    console.print("[bold]pixelmind demo[/]: segment circles, squares and triangles (built-in `shapes`, 64 px) on the CPU")
+    model = Model("unet_s", task="segment")
+    metrics = model.train(data="shapes", epochs=epochs, project=project, name="demo", console=console)
+    samples = Path(tempfile.mkdtemp(prefix="pixelmind-demo-"))
+    paths = []
+    for i in shapes_indices("val")[:4]:
+        path = samples / f"shapes_{i}.png"
+        Image.fromarray(shapes_sample(i, size=64).image).save(path)
+        paths.append(path)
+    out = model.run_dir / "predictions"
+    rows = model.predict(paths, save_dir=out)
+    console.print("\n[bold]predictions[/] (pixel share per class) on a few validation images:")
+    for path, row in zip(paths, rows):
+        console.print(f"  {path.name}: " + ", ".join(f"{k} {v:.1%}" for k, v in row["classes"].items()))
+    console.print(f"\nval mIoU: [bold]{metrics['miou']:.3f}[/]  pixel accuracy {metrics['pixel_acc']:.3f}")
+    console.print(f"run directory: {model.run_dir}")
+    console.print(f"  report:  {model.run_dir / 'report.md'}")
+    console.print(f"  plots:   {model.run_dir / 'plots'}")
+    console.print(f"  weights: {model.weights_path}")
+    console.print(f"  overlays and index masks (*_mask.png): {out}")
+    console.print(f"next: pixelmind predict --weights {model.weights_path} --source YOUR_IMAGE.png --save")
     return model.run_dir

@@ -114,3 +114,59 @@ def check_classification(data: str, out: str | Path | None = None, val_fraction:
     (out / "check.json").write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
     (out / "report.md").write_text("# Data check\n\n```\n" + report["text"] + "\n```\n\n![sizes](image_megapixels.png)\n")
     return report
+
+
+def check_segmentation(data: str, out: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0) -> dict[str, Any]:
+    """Check a semantic segmentation data set: pixel share per class (plot), images without masks, bad mask values.
+
+    A mask with values outside the class map, or of another size than its image, is reported
+    with its file name (the first one found: the same check stops training at load time).
+    """
+    from pixelmind.data.masks import find_semantic_data, masks_summary
+    from pixelmind.errors import DataError
+    from pixelmind.viz.plots import plot_per_class_bars
+
+    out = Path(out or Path("runs") / "check" / Path(data).name.replace(".", "_"))
+    out.mkdir(parents=True, exist_ok=True)
+    if data == "shapes":
+        from pixelmind.data.shapes import CLASS_NAMES, semantic_mask, shapes_indices, shapes_sample
+
+        names = ["background", *CLASS_NAMES]
+        counts = {s: np.zeros(len(names), np.int64) for s in ("train", "val")}
+        for split in counts:
+            for i in shapes_indices(split):
+                counts[split] += np.bincount(semantic_mask(shapes_sample(i)).ravel(), minlength=len(names))
+        total = counts["train"] + counts["val"]
+        summary = {"layout": "shapes", "classes": names, "ignore_index": 255,
+                   "images": {s: len(shapes_indices(s)) for s in counts}, "without_mask": {"train": 0, "val": 0},
+                   "pixels": {s: dict(zip(names, c.tolist())) for s, c in counts.items()},
+                   "pixel_share": {n: round(float(c) / total.sum(), 6) for n, c in zip(names, total)}, "notes": []}  # fmt: skip
+        problems: list[str] = []
+    else:
+        try:
+            summary = masks_summary(find_semantic_data(data, val_fraction, seed))
+            problems = []
+        except DataError as err:
+            summary, problems = {}, [str(err)]
+    report: dict[str, Any] = {"data": data, **summary, "problems": problems}
+    lines = [f"data: {data}"]
+    if summary:
+        share = summary["pixel_share"]
+        plot_per_class_bars([share[n] for n in summary["classes"]], summary["classes"], out / "pixel_share.png",
+                            "share of labelled pixels", "pixels per class")  # fmt: skip
+        lines += [
+            f"layout: {summary['layout']}  classes: {len(summary['classes'])}  ignore index: {summary['ignore_index']}",
+            f"images: train {summary['images']['train']}, val {summary['images']['val']}; without a mask: "
+            f"train {summary['without_mask']['train']}, val {summary['without_mask']['val']}",
+            "pixel share: " + ", ".join(f"{n} {v:.2%}" for n, v in list(share.items())[:50]),
+            *(f"note: {n}" for n in summary["notes"]),
+        ]
+        absent = [n for n, v in share.items() if v == 0]
+        if absent:
+            lines.append(f"classes with no labelled pixel: {', '.join(absent)}")
+    lines += [f"problem: {p}" for p in problems] or ["problems: none"]
+    lines.append(f"report: {out / 'report.md'}")
+    report["text"] = "\n".join(lines)
+    (out / "check.json").write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
+    (out / "report.md").write_text("# Data check\n\n```\n" + report["text"] + "\n```\n\n" + ("![pixels](pixel_share.png)\n" if summary else ""))
+    return report

@@ -36,7 +36,8 @@ class RunLog:
     def epoch_line(self, row: dict[str, float], metric_key: str) -> None:
         parts = [f"epoch {int(row['epoch'])}"]
         for k, v in row.items():
-            if k.startswith(("train/", "val/")) and isinstance(v, float):
+            # per-class figures ("val/iou/cat") stay in results.csv; the line shows the summary figures
+            if k.startswith(("train/", "val/")) and k.count("/") == 1 and isinstance(v, float):
                 parts.append(f"{k} {v:.4f}")
         parts += [f"lr {row['lr']:.3g}", f"{row['img_per_s']:.0f} img/s", f"{row['time_s']:.1f}s"]
         self.info("  ".join(parts))

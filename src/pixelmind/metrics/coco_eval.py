@@ -442,6 +442,13 @@ class CocoEvaluator:
         self.result = coco_evaluate(self.gts, self.dets, self.iou_type, names)
         return self.result.metrics(self.prefix)
 
+    def summary(self) -> dict:
+        """The protocol and the 12 COCO stats, JSON-safe, for metrics.json and the report."""
+        if self.result is None and self.compute() == {}:
+            return {}
+        return {"protocol": f"COCO {self.iou_type} evaluation (IoU .50:.05:.95, 101 recall points, maxDets 100), "
+                            "equal to pycocotools' COCOeval", "coco_stats": [round(float(v), 6) for v in self.result.stats]}  # fmt: skip
+
     def plots(self, out_dir: Path) -> list[Path]:
         if self.result is None and self.compute() == {}:
             return []

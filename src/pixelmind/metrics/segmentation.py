@@ -171,6 +171,16 @@ class SemanticEvaluator:
     def compute(self) -> dict[str, float]:
         return scores_from_confusion(self.cm, self.class_names)
 
+    def summary(self) -> dict:
+        """The protocol, per-class IoU/Dice and the confusion matrix (pixels), JSON-safe, for metrics.json."""
+        scores = self.compute()
+        ignore = f", pixels labelled {self.ignore_index} ignored" if self.ignore_index is not None else ""
+        return {
+            "protocol": f"confusion matrix over all validation pixels at the image's own size{ignore}; mIoU = mean over classes present (mmseg)",
+            "per_class": {n: {"iou": scores[f"iou/{n}"], "dice": scores[f"dice/{n}"]} for n in self.class_names},
+            "confusion_matrix": self.cm.tolist(),
+        }
+
     def plots(self, out_dir: Path) -> list[Path]:
         from pixelmind.viz.plots import plot_confusion_matrix, plot_per_class_bars
 

@@ -10,7 +10,8 @@ A task is one object (a :class:`Task` subclass instance) with these members:
   key; the engine calls it once per optimizer, backpropagates ``loss`` and steps that
   optimizer. Other keys are logged.
 * ``validation_step(model, batch) -> (preds, targets)``, fed to ``evaluator(meta).update``;
-  the evaluator's ``compute() -> dict[str, float]`` gives metrics, ``plots(dir)`` the figures.
+  the evaluator's ``compute() -> dict[str, float]`` gives metrics, ``summary()`` the JSON-safe
+  details for metrics.json and the report, ``plots(dir)`` the figures.
   ``primary_metric`` / ``metric_mode`` pick the best checkpoint and drive early stopping.
 * ``predict(model, images, meta) -> list[Result]``; a :class:`Result` has ``to_dict()``
   (JSON-safe) and ``render(image) -> PIL.Image``.
@@ -104,6 +105,7 @@ class DataBundle:
 class Evaluator(Protocol):
     def update(self, preds: Any, targets: Any) -> None: ...
     def compute(self) -> dict[str, float]: ...
+    def summary(self) -> dict[str, Any]: ...
     def plots(self, out_dir: Path) -> list[Path]: ...
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pixelmind.errors import ConfigError
 from pixelmind.nn.device import model_device
 from pixelmind.tasks.base import DataBundle, Meta, Task
 from pixelmind.tasks.enhance.models import MODELS, build_enhancer
@@ -125,6 +126,8 @@ class EnhanceTask(Task):
         return _stack_or_list(samples)
 
     def setup_training(self, cfg: Any, meta: Meta) -> None:
+        if (cfg.loss or "l1") not in LOSSES:
+            raise ConfigError(f"loss: enhance takes {', '.join(LOSSES)} (got {cfg.loss!r})")
         self._loss = LOSSES[cfg.loss or "l1"]
 
     def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
