@@ -37,9 +37,8 @@ def otsu_baseline() -> dict[str, float]:
     for i in range(len(bundle.val)):
         grey, mask = bundle.val.read(i)
         g = np.asarray(grey.convert("L"), dtype=np.float32)
-        # label 1 is the class the masks mark as 255; find which side of the threshold it lies on
-        dark = g < threshold_otsu(g)
-        pred = torch.from_numpy(np.where(dark, 0, 1) if mask[dark].mean() < 0.5 else np.where(dark, 1, 0))
+        # membranes are dark and labelled 0 (black in ISBI's masks), cells bright and labelled 1 (255)
+        pred = torch.from_numpy((g >= threshold_otsu(g)).astype(np.int64))
         cm += confusion_matrix(pred, torch.from_numpy(mask.astype(np.int64)), len(names))
     return scores_from_confusion(cm, names)
 

@@ -125,6 +125,7 @@ def predict(
     out: Path = typer.Option(Path("runs/predict"), help="folder for --save and results.jsonl"),
     batch: int = typer.Option(32),
     topk: int = typer.Option(5),
+    conf: Optional[float] = typer.Option(None, help="instance models: lowest score reported (default 0.5)"),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N; under torchrun, cuda means cuda:LOCAL_RANK"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress on stderr (terminal only)"),
 ) -> None:
@@ -163,7 +164,8 @@ def predict(
         label = "predict" if world == 1 else f"predict (rank 0 of {world})"
         with target.open("w") as f, PredictProgress(err, enabled=show, description=label,
                                                     redirect_stdout=world == 1 and sys.stdout.isatty()) as bar:
-            for row in m.predict_iter(ResolvedPaths(paths()), batch=batch, save_dir=save_dir, topk=topk):
+            options = {"topk": topk} if conf is None else {"topk": topk, "conf": conf}
+            for row in m.predict_iter(ResolvedPaths(paths()), batch=batch, save_dir=save_dir, **options):
                 line = json.dumps({"index": indices.popleft(), **row})
                 if world == 1:
                     sys.stdout.write(line + "\n")
@@ -188,8 +190,30 @@ def predict(
             for s in shards:
                 s.unlink()
     sys.stdout.flush()
+    if (coco := _write_coco_results(out / "results.jsonl", out / "coco_results.json")) is not None:
+        err.print(f"instances in COCO results format: {coco} (image_id = index, category_id = class index + 1)")
     err.print(f"{n} images, {errors} unreadable; results in {out / 'results.jsonl'}" + (f", pictures in {out}" if save else "")
               + (f" (merged from {world} processes)" if world > 1 else ""))
+
+
+def _write_coco_results(jsonl: Path, target: Path) -> Path | None:
+    """Rows with ``instances`` (instance segmentation) as one COCO results JSON list; None when there are none."""
+    instance_rows = written = 0
+    with jsonl.open() as src, target.open("w") as dst:
+        dst.write("[")
+        for line in src:
+            row = json.loads(line)
+            instance_rows += "instances" in row
+            for inst in row.get("instances", []):
+                item = {"image_id": row["index"], "category_id": inst["class_index"] + 1, "score": inst["score"],
+                        "bbox": inst["bbox"], "segmentation": inst["segmentation"]}  # fmt: skip
+                dst.write(("," if written else "") + json.dumps(item))
+                written += 1
+        dst.write("]\n")
+    if not instance_rows:
+        target.unlink()
+        return None
+    return target
 
 
 @app.command()

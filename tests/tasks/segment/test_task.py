@@ -146,12 +146,24 @@ def test_instance_model_trains_predicts_and_refuses_export(tmp_path):
     model = Model("maskrcnn", task="segment")
     metrics = model.train(data="shapes", project=str(tmp_path), model_kwargs=TINY["maskrcnn"],
                           **{**QUICK, "batch": 4, "limit": 8, "epoch_samples": 8})  # fmt: skip
-    assert "mask_map" in metrics and "map50" not in metrics or "mask_map50" in metrics
+    assert {"mask_map", "mask_map50", "mask_map75"} <= set(metrics)
     image = Image.fromarray(shapes_sample(shapes_indices("val")[0]).image)
     (row,) = model.predict(image, conf=0.0)
     assert row["width"] == 64 and isinstance(row["instances"], list)
     for inst in row["instances"]:
         assert {"label", "score", "bbox", "segmentation"} <= set(inst) and "counts" in inst["segmentation"]
+    # the CLI's COCO results file: one entry per instance, RLEs that decode to the stated areas
+    from pycocotools import mask as mask_utils
+
+    from pixelmind.cli import _write_coco_results
+
+    jsonl = tmp_path / "results.jsonl"
+    jsonl.write_text(json.dumps({"index": 0, **row}) + "\n" + json.dumps({"index": 1, **row, "instances": []}) + "\n")
+    coco = json.loads(_write_coco_results(jsonl, tmp_path / "coco.json").read_text())
+    assert len(coco) == len(row["instances"])
+    for item, inst in zip(coco, row["instances"]):
+        assert item["image_id"] == 0 and item["category_id"] == inst["class_index"] + 1
+        assert int(mask_utils.area(item["segmentation"])) == inst["area"]
     from pixelmind.errors import PixelmindError
 
     with pytest.raises(PixelmindError, match="instance models"):

@@ -94,7 +94,7 @@ class SemanticDataset(Dataset):
         if self.cache is not None and i in self.cache:
             return self.cache[i]
         image, mask = self.read(i)
-        pair = (torch.from_numpy(np.ascontiguousarray(np.asarray(image))).permute(2, 0, 1), torch.from_numpy(mask.astype(np.int64)))
+        pair = (uint8_tensor(image), torch.from_numpy(mask.astype(np.int64)))
         if self.cache is not None:
             self.cache[i] = pair
         return pair
@@ -131,7 +131,7 @@ class InstanceDataset(Dataset):
             image, target = self.read(i)
         except (ImageDecodeError, DataError) as err:
             return BadSample(self.names[i] if self.names else f"sample {i}", str(err))
-        x = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(np.asarray(image))).permute(2, 0, 1))
+        x = tv_tensors.Image(uint8_tensor(image))
         h, w = x.shape[-2:]
         boxes = tv_tensors.BoundingBoxes(torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=(h, w))
         masks = tv_tensors.Mask(torch.as_tensor(target["masks"], dtype=torch.uint8).reshape(-1, h, w))
@@ -144,6 +144,22 @@ class InstanceDataset(Dataset):
             "iscrowd": torch.as_tensor(target.get("iscrowd", np.zeros(len(target["labels"]), bool)), dtype=torch.bool).reshape(-1),
         }
         return x.as_subclass(torch.Tensor).float() / 255, out
+
+
+def uint8_tensor(image) -> torch.Tensor:
+    """A PIL RGB image (or ``H x W x 3`` array) as a uint8 ``[3, H, W]`` tensor without an extra copy.
+
+    ``np.asarray`` of a PIL image is read-only; the tensor is only ever read, so torch's warning
+    about non-writable arrays is silenced rather than paid for with a copy (192 MB at 8000x8000).
+    """
+    import warnings
+
+    if hasattr(image, "convert") and image.mode != "RGB":  # convert() copies even an RGB image
+        image = image.convert("RGB")
+    arr = np.asarray(image)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
 def collate_semantic(samples: list[tuple[torch.Tensor, torch.Tensor]]):

@@ -24,6 +24,7 @@ from pixelmind.errors import ConfigError, PixelmindError
 from pixelmind.nn.device import model_device
 from pixelmind.nn.memory_format import match_memory_format
 from pixelmind.tasks.base import DataBundle, Meta, Task
+from pixelmind.tasks.segment.data import uint8_tensor
 from pixelmind.tasks.segment.models import MODELS, build_segmenter, model_info
 
 #: validation images with a side above this run tiled (bounded memory on large validation images)
@@ -252,8 +253,7 @@ class SegmentTask(Task):
         def tf(image):
             from torchvision import tv_tensors
 
-            x = torch.from_numpy(np.ascontiguousarray(np.asarray(image.convert("RGB")))).permute(2, 0, 1)
-            return normalize(tv_tensors.Image(x)).as_subclass(torch.Tensor)
+            return normalize(tv_tensors.Image(uint8_tensor(image))).as_subclass(torch.Tensor)
 
         return tf
 
@@ -276,7 +276,7 @@ class SegmentTask(Task):
         for image in images:
             t0 = time.perf_counter()
             # uint8 stays uint8 until a tile is cut (a quarter of the memory of a float copy)
-            x = torch.from_numpy(np.ascontiguousarray(np.asarray(image.convert("RGB")))).permute(2, 0, 1)
+            x = uint8_tensor(image)
             results.append(SegmentResult(_argmax_tiled(logits, x, tile, overlap, progress), list(meta.class_names), colors,
                                          seconds=time.perf_counter() - t0, image=image))  # fmt: skip
         return results
@@ -286,7 +286,7 @@ class SegmentTask(Task):
 
         device = model_device(model)
         t0 = time.perf_counter()
-        xs = [torch.from_numpy(np.ascontiguousarray(np.asarray(im.convert("RGB")))).permute(2, 0, 1).float().div(255).to(device) for im in images]
+        xs = [uint8_tensor(im).float().div(255).to(device) for im in images]
         outputs = model(xs)
         seconds = (time.perf_counter() - t0) / max(len(images), 1)
         results = []
