@@ -175,3 +175,23 @@ def test_predict_without_trained_weights_uses_meta_colors():
     net = TASK.build_model(None, meta).eval()
     (r,) = TASK.predict(net, [Image.new("RGB", (40, 30))], meta)
     assert r.mask.shape == (30, 40) and len(r.colors) == 2
+
+
+def test_augmentation_moves_the_mask_with_the_image_and_none_leaves_both_alone():
+    from torchvision import tv_tensors
+
+    from pixelmind.tasks.segment.data import eval_transform, train_transform
+
+    image = torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8)
+    mask = torch.zeros(40, 40, dtype=torch.int64)
+    mask[:, :10] = 1  # a stripe on the left edge
+    image[:, :, :10] = 255  # drawn white in the image
+    mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    for _ in range(10):  # random flips and crops: wherever the stripe goes, image and mask agree
+        x, m = train_transform(32, 255, mean, std, scale=(0.8, 1.2), colour=False)(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        white = (x > 0.9).all(0)  # resizing blends the image at the stripe's edge; the mask stays nearest
+        valid = m != 255
+        assert (white[valid] == (m == 1)[valid]).float().mean() > 0.95
+    x, m = train_transform(40, 255, mean, std, scale=(1.0, 1.0), colour=False, flip=False)(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    ref, _ = eval_transform(mean, std)(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    assert torch.equal(x, ref) and torch.equal(m, mask)

@@ -42,14 +42,16 @@ CACHE_PIXELS = 200_000_000
 
 
 def train_transform(imgsz: int, ignore_index: int, mean, std, scale: tuple[float, float] = (0.5, 2.0),
-                    colour: bool = True) -> v2.Compose:  # fmt: skip
+                    colour: bool = True, flip: bool = True) -> v2.Compose:  # fmt: skip
     """Random scale, ``imgsz`` crop (padded with the ignore index), flip and colour jitter; image and mask together.
 
     ``scale`` is the range of the random resize relative to the image's own size (mmseg-style
     ratio jitter), so objects are seen larger and smaller than they are.
     """
     steps = [] if scale == (1.0, 1.0) else [_RandomRatioResize(scale)]
-    steps += [v2.RandomCrop(imgsz, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}), v2.RandomHorizontalFlip()]
+    steps.append(v2.RandomCrop(imgsz, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}))
+    if flip:
+        steps.append(v2.RandomHorizontalFlip())
     if colour:
         steps.append(v2.ColorJitter(0.25, 0.25, 0.25, 0.02))
     steps += [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), v2.Normalize(mean, std)]
@@ -241,7 +243,10 @@ def _semantic_bundle(cfg: Any, mean, std) -> DataBundle:
 
     cache = _total_pixels([it.image for it in train_items + val_items]) <= CACHE_PIXELS
     crop = cfg.imgsz or 256
-    train = SemanticDataset(len(train_items), partial(_read_semantic, train_items, cmap, cfg.max_pixels), train_transform(crop, cmap.ignore_index, mean, std),
+    # augment none: random crops only (the crop is how whole images become batches)
+    jitter = {} if cfg.augment != "none" else {"scale": (1.0, 1.0), "colour": False, "flip": False}
+    train = SemanticDataset(len(train_items), partial(_read_semantic, train_items, cmap, cfg.max_pixels),
+                            train_transform(crop, cmap.ignore_index, mean, std, **jitter),
                             _epoch_length(cfg, len(train_items)), names=[str(it.image) for it in train_items], cache=cache)  # fmt: skip
     val = SemanticDataset(len(val_items), partial(_read_semantic, val_items, cmap, cfg.max_pixels), eval_transform(mean, std), names=[str(it.image) for it in val_items], cache=cache)
     summary = {"source": str(cfg.data), "layout": data.layout, "train_images": len(train_items), "val_images": len(val_items),
