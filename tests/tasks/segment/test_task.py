@@ -195,3 +195,21 @@ def test_augmentation_moves_the_mask_with_the_image_and_none_leaves_both_alone()
     x, m = train_transform(40, 255, mean, std, scale=(1.0, 1.0), colour=False, flip=False)(tv_tensors.Image(image), tv_tensors.Mask(mask))
     ref, _ = eval_transform(mean, std)(tv_tensors.Image(image), tv_tensors.Mask(mask))
     assert torch.equal(x, ref) and torch.equal(m, mask)
+
+
+def test_instance_data_from_coco_files(tmp_path):
+    """COCO instance files (as written by save_shapes) load as image + boxes/labels/masks targets."""
+    from pixelmind.config import TrainConfig
+    from pixelmind.tasks.segment.data import load_segment_data
+
+    root = save_shapes(tmp_path / "data", "train", count=6, size=64)
+    save_shapes(tmp_path / "data", "val", count=3, size=64)
+    bundle = load_segment_data(TrainConfig(task="segment", data=str(root), imgsz=64, epoch_samples=6), instance=True)
+    assert bundle.class_names == ["circle", "square", "triangle"] and len(bundle.val) == 3
+    for i in range(len(bundle.val)):
+        image, target = bundle.val[i]
+        truth = shapes_sample(shapes_indices("val")[i])
+        assert image.shape == (3, 64, 64) and 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+        assert torch.equal(target["labels"], torch.from_numpy(truth.labels))
+        assert torch.equal(target["masks"].bool(), torch.from_numpy(truth.masks))
+        assert torch.allclose(target["boxes"], torch.from_numpy(truth.boxes))
