@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from pixelmind.errors import PixelmindError
+from pixelmind.errors import ConfigError, PixelmindError
 
 app = typer.Typer(
     name="pixelmind",
@@ -334,8 +334,9 @@ def check(
     segment: pixel share per class (plot), images without masks, mask values outside the class map.
     """
     from pixelmind.data.check import check_classification, check_segmentation
+    from pixelmind.data.check_detect import check_detection
 
-    checks = {"classify": check_classification, "segment": check_segmentation}
+    checks = {"classify": check_classification, "detect": check_detection, "segment": check_segmentation}
     if task not in checks:
         from pixelmind.tasks import get_task
 
@@ -346,6 +347,28 @@ def check(
     console.print(report["text"], markup=False)
     if json_out:
         _emit_json({k: v for k, v in report.items() if k != "text"})
+
+
+@app.command()
+def convert(
+    data: str = typer.Option(..., help="detection data in any layout pixelmind reads (COCO, YOLO, VOC)"),
+    to: str = typer.Option(..., "--to", help="coco | yolo | voc"),
+    out: Path = typer.Option(..., "-o", "--out", help="new folder (must not exist or be empty)"),
+    link: bool = typer.Option(False, "--link", help="symlink the images instead of copying them"),
+    val_fraction: float = typer.Option(0.2, help="held out when the data has no val split"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write detection labels in another format (train and val splits kept; crowd/difficult boxes not in YOLO)."""
+    from pixelmind.data.boxes import find_detection_data, write_detection_data
+
+    if to not in ("coco", "yolo", "voc"):
+        raise ConfigError(f"to: must be coco, yolo or voc (got {to!r})")
+    found = find_detection_data(data, val_fraction, seed)
+    root = write_detection_data(found, out, to, copy_images=not link)  # type: ignore[arg-type]
+    for w in found.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    typer.echo(f"{found.layout} -> {to}: {len(found.train)} train / {len(found.val)} val images, "
+               f"{len(found.class_names)} classes, written to {root}")  # fmt: skip
 
 
 @app.command()
