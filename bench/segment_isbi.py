@@ -61,7 +61,7 @@ def main() -> None:
         model = Model(name, task="segment")
         t = time.perf_counter()
         metrics = model.train(data=str(DATA), epochs=args.epochs, epoch_samples=args.epoch_samples, imgsz=args.imgsz,
-                              batch=args.batch, project="bench/out", name=f"isbi_{name}", exist_ok=True)  # fmt: skip
+                              batch=args.batch, project=str(Path(__file__).resolve().parent / "out"), name=f"isbi_{name}", exist_ok=True)  # fmt: skip
         rows.append((name, metrics, time.perf_counter() - t))
     print("| model | pixel acc | Dice (mean) | mIoU | IoU membrane | train wall time |")
     print("|---|---|---|---|---|---|")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from _common import machine
@@ -48,7 +49,7 @@ def main() -> None:
             overrides[key] = int(overrides[key])
     model = Model(args.model, task="segment")
     t = time.perf_counter()
-    metrics = model.train(data="shapes", epochs=args.epochs, project="bench/out", name="segment_shapes", exist_ok=True, **overrides)
+    metrics = model.train(data="shapes", epochs=args.epochs, project=str(Path(__file__).resolve().parent / "out"), name="segment_shapes", exist_ok=True, **overrides)
     seconds = time.perf_counter() - t
     names = model.meta.class_names
     base = background_baseline(names)

@@ -191,22 +191,24 @@ def predict(
                 s.unlink()
     sys.stdout.flush()
     if (coco := _write_coco_results(out / "results.jsonl", out / "coco_results.json")) is not None:
-        err.print(f"instances in COCO results format: {coco} (image_id = index, category_id = class index + 1)")
+        err.print(f"detections in COCO results format: {coco} (image_id = index, category_id = class index + 1)")
     err.print(f"{n} images, {errors} unreadable; results in {out / 'results.jsonl'}" + (f", pictures in {out}" if save else "")
               + (f" (merged from {world} processes)" if world > 1 else ""))
 
 
 def _write_coco_results(jsonl: Path, target: Path) -> Path | None:
-    """Rows with ``instances`` (instance segmentation) as one COCO results JSON list; None when there are none."""
+    """Rows with ``instances`` (instance masks) or ``detections`` (boxes) as one COCO results JSON list; None when there are none."""
     instance_rows = written = 0
     with jsonl.open() as src, target.open("w") as dst:
         dst.write("[")
         for line in src:
             row = json.loads(line)
-            instance_rows += "instances" in row
-            for inst in row.get("instances", []):
-                item = {"image_id": row["index"], "category_id": inst["class_index"] + 1, "score": inst["score"],
-                        "bbox": inst["bbox"], "segmentation": inst["segmentation"]}  # fmt: skip
+            found = row.get("instances", row.get("detections"))
+            instance_rows += found is not None
+            for inst in found or []:
+                item = {"image_id": row["index"], "category_id": inst["class_index"] + 1, "score": inst["score"], "bbox": inst["bbox"]}
+                if "segmentation" in inst:
+                    item["segmentation"] = inst["segmentation"]
                 dst.write(("," if written else "") + json.dumps(item))
                 written += 1
         dst.write("]\n")
