@@ -1,0 +1,169 @@
+"""Detection data sets: letterboxed images and their boxes, with box-aware augmentation.
+
+Samples come from :mod:`pixelmind.data.boxes` (COCO, YOLO, VOC) or the built-in ``shapes``
+generator. Every image is letterboxed to a square ``imgsz`` canvas (long side scaled to ``imgsz``,
+padded at the right and bottom), so a batch stacks and a box maps back by one division. Training
+adds, with torchvision.transforms.v2 and tv_tensors (boxes move with the pixels): a random scale of
+the letterbox and a random place on the canvas, horizontal flip and colour jitter; boxes that
+leave the canvas are clipped and dropped below 2 px. Validation targets keep the boxes in the
+original image's pixels, so COCO's small/medium/large areas mean what they mean in COCO.
+
+Example:
+    >>> from pixelmind.config import TrainConfig
+    >>> bundle = load_detect_data(TrainConfig(task="detect", data="shapes", imgsz=64, limit=4))
+    >>> image, target = bundle.train[0]
+    >>> tuple(image.shape), sorted(target)
+    ((3, 64, 64), ['boxes', 'iscrowd', 'labels', 'scale'])
+    >>> sorted(bundle.val[0][1])  # validation: original pixels, the letterbox factor and the image size
+    ['boxes', 'iscrowd', 'labels', 'scale', 'size']
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from pixelmind.data.datasets import BadSample
+from pixelmind.data.decode import ImageDecodeError, load_image
+from pixelmind.errors import DataError
+from pixelmind.tasks.base import DataBundle
+from pixelmind.tasks.segment.data import uint8_tensor
+
+SHAPES = "shapes"
+#: training images per epoch when a data set has fewer
+MIN_EPOCH_SAMPLES = 400
+
+
+def letterbox(image: torch.Tensor, size: int, scale: float = 1.0, offset: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, float]:
+    """Resize a uint8 ``[3, H, W]`` image so its long side is ``size * scale`` and paste it on a ``size`` square.
+
+    Returns the canvas and the factor applied to the image (box coordinates multiply by it).
+
+    Example:
+        >>> canvas, f = letterbox(torch.zeros(3, 50, 100, dtype=torch.uint8), 64)
+        >>> tuple(canvas.shape), f
+        ((3, 64, 64), 0.64)
+    """
+    h, w = image.shape[-2:]
+    f = size * scale / max(h, w)
+    nh, nw = max(1, round(h * f)), max(1, round(w * f))
+    resized = v2.functional.resize(image, [nh, nw], antialias=True) if (nh, nw) != (h, w) else image
+    canvas = torch.full((3, size, size), 114, dtype=torch.uint8)  # YOLO's grey: neither black nor white
+    y0, x0 = offset
+    canvas[:, y0 : y0 + nh, x0 : x0 + nw] = resized[:, : size - y0, : size - x0]
+    return canvas, f
+
+
+class DetectionDataset(Dataset):
+    """``(image float [3, S, S] normalised, {"boxes", "labels", "iscrowd", "scale"})`` per sample.
+
+    ``train``: boxes in canvas pixels, crowd/difficult boxes left out, random scale/place/flip/colour.
+    Otherwise: boxes in the original image's pixels and ``scale`` to map predictions back.
+    """
+
+    def __init__(self, count: int, read, imgsz: int, mean, std, train: bool, length: int | None = None,
+                 names: list[str] | None = None, scale: tuple[float, float] = (0.5, 1.0), colour: bool = True) -> None:  # fmt: skip
+        self.count, self.read, self.imgsz, self.train = count, read, imgsz, train
+        self.length = length or count
+        self.names, self.scale = names, scale
+        self.normalize = v2.Normalize(mean, std)
+        extra = [v2.RandomHorizontalFlip()] + ([v2.ColorJitter(0.3, 0.3, 0.3, 0.02)] if colour else [])
+        self.augment = v2.Compose([*extra, v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=2)])
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        i = index % self.count
+        try:
+            image, boxes, labels, crowd = self.read(i)
+        except (ImageDecodeError, DataError) as err:
+            return BadSample(self.names[i] if self.names else f"sample {i}", str(err))
+        x = uint8_tensor(image)
+        boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+        crowd = torch.as_tensor(crowd, dtype=torch.bool).reshape(-1)
+        if not self.train:
+            canvas, f = letterbox(x, self.imgsz)
+            target = {"boxes": boxes, "labels": labels, "iscrowd": crowd, "scale": torch.tensor(f), "size": torch.tensor(x.shape[-2:])}
+            return self.normalize(canvas.float() / 255), target
+        s = float(torch.empty(()).uniform_(*self.scale))
+        h, w = x.shape[-2:]
+        f = self.imgsz * s / max(h, w)
+        room = (self.imgsz - round(h * f), self.imgsz - round(w * f))
+        offset = (int(torch.randint(0, max(room[0], 0) + 1, ())), int(torch.randint(0, max(room[1], 0) + 1, ())))
+        canvas, f = letterbox(x, self.imgsz, s, offset)
+        keep = ~crowd
+        moved = boxes[keep] * f + torch.tensor([offset[1], offset[0], offset[1], offset[0]], dtype=torch.float32)
+        bb = tv_tensors.BoundingBoxes(moved, format="XYXY", canvas_size=(self.imgsz, self.imgsz))
+        img, out = self.augment(tv_tensors.Image(canvas), {"boxes": bb, "labels": labels[keep]})
+        lab = out["labels"]
+        target = {"boxes": out["boxes"].as_subclass(torch.Tensor), "labels": lab, "iscrowd": torch.zeros(len(lab), dtype=torch.bool),
+                  "scale": torch.tensor(f)}  # fmt: skip
+        return self.normalize(img.as_subclass(torch.Tensor).float() / 255), target
+
+
+def collate_detection(samples):
+    """Stacked images (all ``imgsz`` squares) and a list of per-image target dicts."""
+    return torch.stack([a for a, _ in samples]), [b for _, b in samples]
+
+
+def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485, 0.456, 0.406),
+                     std=(0.229, 0.224, 0.225)) -> DataBundle:  # fmt: skip
+    """Train/val data sets for ``cfg.data`` (``shapes`` or a COCO / YOLO / VOC folder)."""
+    size = cfg.imgsz or 320
+    if str(cfg.data) == SHAPES:
+        from pixelmind.data import shapes
+
+        train_idx, val_idx = shapes.shapes_indices("train"), shapes.shapes_indices("val")
+        if cfg.limit:
+            train_idx = train_idx[: cfg.limit]
+        length = cfg.epoch_samples or max(len(train_idx), MIN_EPOCH_SAMPLES)
+        # colours and sizes are random by construction: no colour jitter, no shrinking (as for segment)
+        train = DetectionDataset(len(train_idx), partial(_shapes, train_idx, size, cfg.seed), size, mean, std, True,
+                                 length, scale=(1.0, 1.0), colour=False)  # fmt: skip
+        val = DetectionDataset(len(val_idx), partial(_shapes, val_idx, size, cfg.seed), size, mean, std, False)
+        names = list(shapes.CLASS_NAMES)
+        summary = {"source": f"built-in shapes ({size} px)", "layout": "shapes", "train_images": len(train_idx), "val_images": len(val_idx)}
+        extra: dict[str, Any] = {"train_data": SHAPES}
+    else:
+        from pixelmind.data.boxes import find_detection_data
+
+        data = find_detection_data(cfg.data, cfg.val_fraction, cfg.seed)
+        items = data.train[: cfg.limit] if cfg.limit else data.train
+        if not items or not data.val:
+            raise DataError(f"{cfg.data}: needs images in train and val (found {len(items)} and {len(data.val)})")
+        length = cfg.epoch_samples or max(len(items), MIN_EPOCH_SAMPLES)
+        light = (cfg.augment or "light") != "none"
+        train = DetectionDataset(len(items), partial(_files, items, cfg.max_pixels), size, mean, std, True, length,
+                                 [str(it.image) for it in items], scale=(0.5, 1.0) if light else (1.0, 1.0), colour=light)  # fmt: skip
+        val = DetectionDataset(len(data.val), partial(_files, data.val, cfg.max_pixels), size, mean, std, False,
+                               names=[str(it.image) for it in data.val])  # fmt: skip
+        names = list(data.class_names)
+        summary = {"source": str(cfg.data), "layout": data.layout, "train_images": len(items), "val_images": len(data.val),
+                   "label_warnings": len(data.warnings)}  # fmt: skip
+        if data.warnings:
+            summary["warnings (first 20)"] = data.warnings[:20]
+        extra = {"train_data": str(cfg.data)}
+    if class_names is not None and list(class_names) != names:
+        raise DataError(f"{cfg.data}: classes {names} differ from the model's {list(class_names)}")
+    return DataBundle(train, val, names, {**summary, "classes": len(names)}, extra)
+
+
+# module-level readers bound with functools.partial: data sets pickle into loader workers
+def _shapes(indices, size: int, seed: int, i: int):
+    from pixelmind.data.shapes import shapes_sample
+
+    s = shapes_sample(indices[i], size=size, seed=seed)
+    return s.image, s.boxes, s.labels, np.zeros(len(s.labels), bool)
+
+
+def _files(items, max_pixels: int, i: int):
+    item = items[i]
+    return load_image(item.image, max_pixels), item.boxes, item.labels, item.iscrowd

@@ -1,0 +1,208 @@
+"""The detection task: boxes, labels and scores from a one-stage anchor-free CNN (``pmdet_*``).
+
+Images are letterboxed to ``imgsz`` squares (:mod:`pixelmind.tasks.detect.data`); the network
+returns per-location class logits and decoded boxes, and :func:`postprocess` (score threshold,
+class-aware NMS from torchvision.ops, max detections) turns them into detections. Exports pack
+both outputs into one tensor ``[B, A, C + 4]``, so the PyTorch and onnxruntime paths share the
+same postprocess. Metrics are COCO's, from :mod:`pixelmind.metrics.coco_eval` (equal to
+pycocotools), on boxes mapped back to the original images.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pixelmind.nn.device import model_device
+from pixelmind.tasks.base import DataBundle, Meta, Task
+from pixelmind.tasks.detect.models import MODELS, build_detector, model_info
+from pixelmind.tasks.detect.postprocess import postprocess
+
+#: detections below this score are not reported by predict (evaluation keeps everything above EVAL_CONF)
+DEFAULT_CONF = 0.25
+EVAL_CONF = 0.001
+
+
+@dataclass
+class DetectResult:
+    """Boxes (original image pixels, xyxy), scores and labels of one image.
+
+    Example:
+        >>> r = DetectResult([[1.0, 2.0, 11.0, 22.0]], [0.9], [0], ["cat"], (40, 30))
+        >>> r.to_dict()["detections"][0]["bbox"]
+        [1.0, 2.0, 10.0, 20.0]
+    """
+
+    boxes: list[list[float]]
+    scores: list[float]
+    labels: list[int]
+    class_names: list[str]
+    size: tuple[int, int]  # (width, height)
+    seconds: float = 0.0
+    image: Any = None
+    file_suffix: str = ".jpg"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        dets = [{"label": self.class_names[c], "class_index": c, "score": round(s, 4),
+                 "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)]}  # COCO xywh
+                for b, s, c in zip(self.boxes, self.scores, self.labels)]  # fmt: skip
+        return {"width": self.size[0], "height": self.size[1], "detections": dets, "ms": round(self.seconds * 1000, 1), **self.extra}
+
+    def render(self, image=None):
+        """The image with its boxes, labels and scores drawn."""
+        from pixelmind.tasks.segment.task import default_colors
+        from pixelmind.viz.draw import draw_boxes
+
+        colors = default_colors(len(self.class_names) + 1)[1:]
+        return draw_boxes(image if image is not None else self.image, self.boxes,
+                          [f"{self.class_names[c]} {s:.2f}" for s, c in zip(self.scores, self.labels)],
+                          [colors[c] for c in self.labels])  # fmt: skip
+
+    def yolo_lines(self) -> list[str]:
+        """YOLO txt lines: ``class cx cy w h score``, normalised to the image size."""
+        w, h = self.size
+        return [f"{c} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} {(b[3] - b[1]) / h:.6f} {s:.4f}"
+                for b, s, c in zip(self.boxes, self.scores, self.labels)]  # fmt: skip
+
+    def save(self, path: str | Path) -> None:
+        """The annotated image at ``path`` and the YOLO txt labels next to it (``<stem>.txt``)."""
+        path = Path(path)
+        self.render().save(path, quality=92)
+        path.with_suffix(".txt").write_text("".join(f"{line}\n" for line in self.yolo_lines()))
+
+
+class PackedOutputs(nn.Module):
+    """The detector with one output ``[B, A, C + 4]`` (class logits, then xyxy boxes): what exports hold."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.model(x), dim=-1)
+
+
+def raw_outputs(model, x: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cls_logits, boxes)`` from a PyTorch detector or an exported (packed) one."""
+    out = model(x)
+    if torch.is_tensor(out):
+        return out[..., :num_classes], out[..., num_classes:]
+    return out[0], out[1]
+
+
+class DetectTask(Task):
+    name = "detect"
+    models = MODELS
+    primary_metric = "map"
+    metric_mode = "max"
+    defaults = {
+        "model": "pmdet_n",
+        "epochs": 30,
+        "imgsz": 320,
+        "batch": 16,
+        "lr": 2e-3,
+        "weight_decay": 5e-4,
+        "augment": "light",
+        "channels_last": False,
+    }
+
+    def recipe(self, cfg: Any) -> dict[str, Any]:
+        """``shapes``: 64-px images; other data: 320-px letterboxes. Not tuned yet (issue #3)."""
+        out = dict(self.defaults)
+        if str(cfg.data) == "shapes":
+            out.update(imgsz=64, epochs=30, lr=3e-3)
+        return out
+
+    def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle:
+        from pixelmind.tasks.detect.data import load_detect_data
+
+        if meta is None:
+            return load_detect_data(cfg)
+        return load_detect_data(cfg, meta.class_names, meta.mean, meta.std)
+
+    def build_model(self, cfg: Any, meta: Meta) -> nn.Module:
+        model = build_detector(meta.model, meta.num_classes, **meta.model_kwargs)
+        model.pixelmind_stride = model_info(meta.model).stride
+        return model
+
+    def collate(self, samples):
+        from pixelmind.tasks.detect.data import collate_detection
+
+        return collate_detection(samples)
+
+    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
+        images, targets = batch
+        raw = model(images)
+        core = model.module if hasattr(model, "module") else model  # DDP wraps the detector
+        losses = core.loss(raw, targets, tuple(images.shape[-2:]))
+        return {"loss": losses["loss"], **{k.removeprefix("loss_"): v.detach() for k, v in losses.items() if k != "loss"}}
+
+    def validation_step(self, model, batch):
+        images, targets = batch
+        dets = postprocess(raw_outputs(model, images, _num_classes(model)), score_thresh=EVAL_CONF,
+                           image_size=tuple(images.shape[-2:]))  # fmt: skip
+        preds = [{**d, "boxes": unletterbox(d["boxes"], float(t["scale"]), t["size"].tolist())} for d, t in zip(dets, targets)]
+        return preds, [{k: v for k, v in t.items() if k not in ("scale", "size")} for t in targets]
+
+    def evaluator(self, meta: Meta):
+        from pixelmind.metrics.coco_eval import CocoEvaluator
+
+        return CocoEvaluator(meta.class_names, iou_type="bbox")
+
+    def preprocess(self, meta: Meta):
+        from torchvision.transforms import v2
+
+        from pixelmind.tasks.detect.data import letterbox
+        from pixelmind.tasks.segment.data import uint8_tensor
+
+        normalize = v2.Normalize(meta.mean, meta.std)
+        return lambda image: normalize(letterbox(uint8_tensor(image), meta.imgsz)[0].float() / 255)
+
+    @torch.inference_mode()
+    def predict(self, model, images: Sequence[Any], meta: Meta, conf: float = DEFAULT_CONF, iou: float = 0.6,
+                max_det: int = 100, **_: Any) -> list[DetectResult]:  # fmt: skip
+        """Detections for PIL images, boxes in each image's own pixels."""
+        t0 = time.perf_counter()
+        x = torch.stack([self.preprocess(meta)(im) for im in images]).to(model_device(model))
+        dets = postprocess(raw_outputs(model, x, meta.num_classes), score_thresh=conf, iou_thresh=iou, max_det=max_det,
+                           image_size=tuple(x.shape[-2:]))  # fmt: skip
+        seconds = (time.perf_counter() - t0) / max(len(images), 1)
+        out = []
+        for image, d in zip(images, dets):
+            boxes = unletterbox(d["boxes"].cpu(), meta.imgsz / max(image.size), [image.height, image.width]).tolist()
+            out.append(DetectResult(boxes, d["scores"].cpu().tolist(), d["labels"].cpu().tolist(), list(meta.class_names),
+                                    image.size, seconds, image))  # fmt: skip
+        return out
+
+    def export_parts(self, model, inputs):
+        return [("", PackedOutputs(model).eval(), inputs)]
+
+
+def unletterbox(boxes: torch.Tensor, scale: float, size: list[int]) -> torch.Tensor:
+    """Canvas boxes -> the original image's pixels, clipped to it (boxes may reach into the padding).
+
+    Example:
+        >>> unletterbox(torch.tensor([[10.0, 50.0, 40.0, 70.0]]), 0.5, [100, 200])
+        tensor([[ 20., 100.,  80., 100.]])
+    """
+    h, w = size
+    out = boxes / scale
+    return torch.stack([out[:, 0].clamp(0, w), out[:, 1].clamp(0, h), out[:, 2].clamp(0, w), out[:, 3].clamp(0, h)], 1)
+
+
+def _num_classes(model) -> int:
+    """Classes of a PyTorch detector (DDP-wrapped or not) or of an exported one (from its meta)."""
+    for owner in (model, getattr(model, "module", None), getattr(model, "meta", None)):
+        if owner is not None and getattr(owner, "num_classes", None) is not None:
+            return int(owner.num_classes)
+    raise AttributeError(f"{type(model).__name__}: cannot tell how many classes the detector has")
+
+
+TASK = DetectTask()

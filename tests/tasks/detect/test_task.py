@@ -1,0 +1,88 @@
+"""The detect task end to end on tiny models: train, val, predict (COCO JSON, YOLO txt, pictures), ONNX."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelmind.api import Model
+from pixelmind.config import TrainConfig
+from pixelmind.data.shapes import save_shapes, shapes_indices, shapes_sample
+from pixelmind.tasks.detect.data import load_detect_data
+from pixelmind.tasks.detect.models import TINY
+
+QUICK = {"epochs": 1, "imgsz": 64, "batch": 8, "limit": 16, "epoch_samples": 16, "workers": 0}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Model:
+    model = Model("pmdet_n", task="detect")
+    model.train(data="shapes", project=str(tmp_path_factory.mktemp("runs")), name="tiny", model_kwargs=TINY["pmdet_n"], **QUICK)
+    return model
+
+
+def test_train_and_val_give_coco_metrics(trained):
+    final = json.loads((trained.run_dir / "metrics.json").read_text())
+    assert {"map", "map50", "map75", "ap/circle"} <= set(final["metrics"])
+    assert len(final["coco_stats"]) == 12
+    assert (trained.run_dir / "plots" / "pr_curves.png").exists()
+    again = Model.load(trained.weights_path).val()
+    assert again["map"] == pytest.approx(final["metrics"]["map"], abs=1e-6)
+
+
+def test_predict_boxes_lie_in_the_original_image(trained, tmp_path):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 200, 3), dtype=np.uint8))
+    (row,) = trained.predict(image, conf=0.0, max_det=20)
+    assert row["width"] == 200 and 0 < len(row["detections"]) <= 20
+    for d in row["detections"]:
+        x, y, w, h = d["bbox"]
+        assert -1e-3 <= x and -1e-3 <= y and x + w <= 200 + 1e-3 and y + h <= 90 + 1e-3
+    scores = [d["score"] for d in row["detections"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_validation_targets_stay_in_original_pixels(tmp_path):
+    root = save_shapes(tmp_path / "data", "train", count=4, size=48)
+    save_shapes(tmp_path / "data", "val", count=2, size=48)
+    bundle = load_detect_data(TrainConfig(task="detect", data=str(root), imgsz=64))
+    image, target = bundle.val[0]
+    truth = shapes_sample(shapes_indices("val")[0], size=48)
+    assert tuple(image.shape) == (3, 64, 64) and float(target["scale"]) == pytest.approx(64 / 48)
+    assert torch.allclose(target["boxes"], torch.from_numpy(truth.boxes))
+    # training boxes are on the canvas and stay inside it after the random scale, place and flip
+    for i in range(8):
+        _, t = bundle.train[i]
+        assert (t["boxes"] >= 0).all() and (t["boxes"] <= 64).all() and len(t["boxes"]) == len(t["labels"])
+
+
+def test_onnx_predictions_match_pytorch(trained, tmp_path):
+    path, diff = trained.export("onnx", tmp_path / "det.onnx")
+    assert diff < 1e-3
+    onnx = Model.load(path)
+    images = [Image.fromarray(shapes_sample(i).image) for i in shapes_indices("val")[:8]]
+    for a, b in zip(trained.predict(images, conf=0.05), onnx.predict(images, conf=0.05)):
+        assert [d["label"] for d in a["detections"]] == [d["label"] for d in b["detections"]]
+        for da, db in zip(a["detections"], b["detections"]):
+            assert np.allclose(da["bbox"], db["bbox"], atol=0.05) and abs(da["score"] - db["score"]) < 1e-3
+
+
+def test_cli_predict_writes_coco_json_yolo_txt_and_pictures(trained, tmp_path):
+    src = tmp_path / "img.png"
+    Image.fromarray(shapes_sample(7).image).save(src)
+    out = tmp_path / "pred"
+    proc = subprocess.run([sys.executable, "-m", "pixelmind", "predict", "--weights", str(trained.weights_path), "--source", str(src),
+                           "--save", "--out", str(out), "--conf", "0.0", "--no-progress"], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    coco = json.loads((out / "coco_results.json").read_text())
+    assert len(coco) == len(row["detections"]) > 0 and "segmentation" not in coco[0]
+    assert {c["category_id"] for c in coco} <= {1, 2, 3}
+    lines = (out / "000001_img.txt").read_text().splitlines()
+    assert len(lines) == len(row["detections"]) and len(lines[0].split()) == 6
+    assert Image.open(out / "000001_img.jpg").size == (64, 64)
