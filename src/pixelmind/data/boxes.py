@@ -297,22 +297,14 @@ def find_detection_data(root: str | Path, val_fraction: float = 0.2, seed: int =
         >>> d.layout, len(d.train), len(d.val), d.class_names
         ('coco', 4, 1, ['circle', 'square', 'triangle'])
     """
+    from pixelmind.data.instances import label_files
     from pixelmind.data.voc import find_voc, voc_annotation_dir
 
     root = Path(root)
-    if root.is_file() and root.suffix == ".json":
-        return _find_coco([root], val_fraction, seed)
-    if root.is_file() and root.suffix in (".yaml", ".yml"):
-        return _find_yolo(root, val_fraction, seed)
-    if not root.is_dir():
-        raise DataError(f"{root}: data set folder not found")
-    for name in ("data.yaml", "dataset.yaml", "data.yml"):
-        if (root / name).is_file():
-            return _find_yolo(root / name, val_fraction, seed)
-    ann_dir = root / "annotations"
-    jsons = sorted(ann_dir.glob("instances*.json")) or sorted(ann_dir.glob("*.json"))
-    if jsons:
-        return _find_coco(jsons, val_fraction, seed)
+    found = label_files(root)
+    if found is not None:
+        kind, files = found
+        return _find_coco(files, val_fraction, seed) if kind == "coco" else _find_yolo(files[0], val_fraction, seed)
     if voc_annotation_dir(root) is not None:
         return find_voc(root, val_fraction, seed)
     raise DataError(

@@ -418,18 +418,28 @@ def find_instance_data(root: str | Path, val_fraction: float = 0.2, seed: int = 
         >>> d.layout, len(d.train), len(d.val), d.class_names
         ('coco', 4, 1, ['circle', 'square', 'triangle'])
     """
+    found = label_files(root)
+    if found is None:
+        raise DataError(f"{root}: no instance data (expected data.yaml (YOLO-seg) or annotations/*.json)")
+    kind, files = found
+    return _find_coco(files, val_fraction, seed) if kind == "coco" else _find_yolo(files[0], val_fraction, seed)
+
+
+def label_files(root: str | Path) -> tuple[str, list[Path]] | None:
+    """``("coco", json files)`` or ``("yolo", [data.yaml])`` for a folder, a json or a yaml; None when neither.
+
+    Shared by the instance and the box readers. Raises DataError when ``root`` does not exist.
+    """
     root = Path(root)
     if root.is_file() and root.suffix == ".json":
-        return _find_coco([root], val_fraction, seed)
+        return "coco", [root]
     if root.is_file() and root.suffix in (".yaml", ".yml"):
-        return _find_yolo(root, val_fraction, seed)
+        return "yolo", [root]
     if not root.is_dir():
         raise DataError(f"{root}: data set folder not found")
     for name in ("data.yaml", "dataset.yaml", "data.yml"):
         if (root / name).is_file():
-            return _find_yolo(root / name, val_fraction, seed)
+            return "yolo", [root / name]
     ann_dir = root / "annotations"
     jsons = sorted(ann_dir.glob("instances*.json")) or sorted(ann_dir.glob("*.json"))
-    if jsons:
-        return _find_coco(jsons, val_fraction, seed)
-    raise DataError(f"{root}: no instance data (expected data.yaml (YOLO-seg) or annotations/*.json)")
+    return ("coco", jsons) if jsons else None
