@@ -207,7 +207,7 @@ ERROR_CASES = {
         ["train", "--data", "digits", "--model", "no_such_model_xyz", "--device", "cpu"],
         "no_such_model_xyz",
     ),
-    "task_not_implemented": (["train", "--task", "detect", "--data", "digits"], "detect"),
+    "task_not_implemented": (["train", "--task", "generate", "--data", "digits"], "generate"),
     "corrupt_weights": (["val", "--weights", "corrupt.safetensors"], "corrupt.safetensors"),
     "bad_yaml_config": (TRAIN + ["--config", "broken.yaml"], "broken.yaml"),
     "resume_without_training_state": (["train", "--resume", "weights_only.safetensors"], "training state"),
