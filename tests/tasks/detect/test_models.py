@@ -46,7 +46,7 @@ def test_registry_names_kinds_and_tiny_variants():
 @pytest.mark.slow  # random init of 21M parameters in all
 def test_default_sizes_match_the_docstring():
     counts = {n: sum(p.numel() for p in build_detector(n, 3).parameters()) for n in MODELS}
-    assert {n: round(c / 1e6, 2) for n, c in counts.items()} == {"pmdet_n": 5.65, "pmdet_s": 4.35, "pmdet_m": 13.95}
+    assert {n: round(c / 1e6, 2) for n, c in counts.items()} == {"pmdet_n": 2.0, "pmdet_s": 5.65, "pmdet_m": 13.95}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -161,9 +161,9 @@ def test_onnx_export_with_dynamic_shapes_matches_pytorch(name, tmp_path):
         with torch.no_grad():
             ref = model(images)
         got = session.run(None, {"images": images.numpy()})
-        for r, o in zip(ref, got):
+        for r, o, scale in zip(ref, got, (1.0, 64.0)):  # logits: absolute; boxes: relative to the image size
             assert o.shape == r.shape
-            assert np.abs(o - r.numpy()).max() < 1e-4 * max(1.0, float(r.abs().max()))
+            assert np.abs(o - r.numpy()).max() < 1e-4 * scale
         mine = postprocess(ref, score_thresh=0.05)
         theirs = postprocess(got, score_thresh=0.05)
         assert sum(len(d["scores"]) for d in mine) > 0  # something to compare
@@ -172,8 +172,7 @@ def test_onnx_export_with_dynamic_shapes_matches_pytorch(name, tmp_path):
             assert torch.allclose(a["boxes"], b["boxes"], atol=1e-3) and torch.allclose(a["scores"], b["scores"], atol=1e-5)
 
 
-@pytest.mark.slow
-def test_tiny_model_overfits_four_shapes_images():
+def test_tiny_model_overfits_four_shapes_images():  # about 5 s; seeds 0-3 reach recall 0.875-1.0 by step 60
     """The loss and the assignment work: a tiny detector learns to find the shapes of four images."""
     model = tiny("pmdet_n")
     x, targets = shapes_batch(range(4))

@@ -103,7 +103,7 @@ class DetectTask(Task):
     primary_metric = "map"
     metric_mode = "max"
     defaults = {
-        "model": "pmdet_n",
+        "model": "pmdet_s",
         "epochs": 30,
         "imgsz": 320,
         "batch": 16,
