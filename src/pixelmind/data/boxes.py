@@ -30,7 +30,6 @@ import numpy as np
 import yaml
 
 from pixelmind.data.instances import (
-    _coco_image_root,
     _first_line,
     _label_path,
     _seeded_split,
@@ -38,6 +37,7 @@ from pixelmind.data.instances import (
     _yolo_names,
     coco_split_files,
     image_size,
+    read_coco_header,
 )
 from pixelmind.errors import DataError
 
@@ -128,23 +128,7 @@ def read_coco_boxes(path: str | Path) -> tuple[list[BoxItem], list[str], list[st
         (2, ['circle', 'square', 'triangle'])
     """
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{p}: COCO json not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{p}: not a readable COCO json ({_first_line(err)})") from None
-    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "categories")):
-        raise DataError(f"{p}: not a COCO file (expected 'images' and 'categories' lists)")
-    try:
-        cats = sorted(doc["categories"], key=lambda c: int(c["id"]))
-        cat_index = {int(c["id"]): i for i, c in enumerate(cats)}
-        images = {
-            int(im["id"]): (str(im["file_name"]), int(im["width"]), int(im["height"])) for im in doc["images"]
-        }
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{p}: a category or image entry lacks a valid {err} field") from None
-    root = _coco_image_root(p, doc["images"])
+    doc, cats, cat_index, images, root = read_coco_header(p)
     warns: list[str] = []
     per_image: dict[int, list[tuple]] = {iid: [] for iid in images}
     for k, ann in enumerate(doc.get("annotations") or []):

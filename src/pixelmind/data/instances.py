@@ -187,15 +187,19 @@ def _coco_segmentation(seg: Any, w: int, h: int, where: str, warns: list[str]) -
     return _box_of(polys), polys  # the box from the clipped polygons always agrees with the mask
 
 
-@lru_cache(maxsize=4)
-def _read_coco_cached(path: str, mtime_ns: int) -> tuple[list[InstanceItem], list[str], list[str]]:
-    p = Path(path)
+def read_coco_header(p: Path) -> tuple[dict, list[dict], dict[int, int], dict[int, tuple[str, int, int]], Path]:
+    """A COCO json's document, sorted categories, category id -> index, image id -> (file, w, h) and image root.
+
+    Shared by the instance and the box readers; every problem is a one-line DataError naming the file.
+    """
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{p}: COCO json not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"{p}: not a readable COCO json ({_first_line(err)})") from None
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "categories")):
-        raise DataError(f"{p}: not a COCO instances file (expected 'images' and 'categories' lists)")
+        raise DataError(f"{p}: not a COCO file (expected 'images' and 'categories' lists)")
     try:
         cats = sorted(doc["categories"], key=lambda c: int(c["id"]))
         cat_index = {int(c["id"]): i for i, c in enumerate(cats)}
@@ -204,7 +208,13 @@ def _read_coco_cached(path: str, mtime_ns: int) -> tuple[list[InstanceItem], lis
         }
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"{p}: a category or image entry lacks a valid {err} field") from None
-    root = _coco_image_root(p, doc["images"])
+    return doc, cats, cat_index, images, _coco_image_root(p, doc["images"])
+
+
+@lru_cache(maxsize=4)
+def _read_coco_cached(path: str, mtime_ns: int) -> tuple[list[InstanceItem], list[str], list[str]]:
+    p = Path(path)
+    doc, cats, cat_index, images, root = read_coco_header(p)
     warns: list[str] = []
     per_image: dict[int, list[tuple]] = {iid: [] for iid in images}
     anns = doc.get("annotations") or []
