@@ -276,7 +276,8 @@ def test_evaluator_on_tensors_matches_pycocotools(iou_type, tmp_path):
             im.labels = np.array([[1, 3, 7, 9].index(c) for c in im.labels])
         np.testing.assert_allclose(ev.result.stats, coco_evaluate(imgs, dets, "bbox").stats)
     paths = ev.plots(tmp_path)
-    assert [p.name for p in paths] == [f"{prefix}pr_curves.png"] and paths[0].stat().st_size > 0
+    expected = ["pr_curves.png", "confusion_matrix.png"] if iou_type == "bbox" else ["mask_pr_curves.png"]
+    assert [p.name for p in paths] == expected and all(p.stat().st_size > 0 for p in paths)
 
 
 def test_simple_cases():

@@ -407,6 +407,7 @@ class CocoEvaluator:
         self.gts: list[CocoImage] = []
         self.dets: list[CocoDetections] = []
         self.result: CocoResult | None = None
+        self.confusion: np.ndarray | None = None
 
     def update(self, preds: Sequence[dict], targets: Sequence[dict]) -> None:
         """Add a batch: per-image dicts of ``boxes`` (xyxy), ``scores``, ``labels`` [, ``masks``]
@@ -440,16 +441,32 @@ class CocoEvaluator:
             return {}
         names = dict(enumerate(self.class_names))
         self.result = coco_evaluate(self.gts, self.dets, self.iou_type, names)
+        if self.iou_type == "bbox":
+            from pixelmind.metrics.detection_confusion import detection_confusion_matrix
+
+            self.confusion = detection_confusion_matrix(
+                [(g.boxes, g.labels, g.iscrowd) for g in self.gts],
+                [(d.boxes, d.scores, d.labels) for d in self.dets], len(self.class_names))  # fmt: skip
         return self.result.metrics(self.prefix)
 
     def summary(self) -> dict:
         """The protocol and the 12 COCO stats, JSON-safe, for metrics.json and the report."""
         if self.result is None and self.compute() == {}:
             return {}
-        return {"protocol": f"COCO {self.iou_type} evaluation (IoU .50:.05:.95, 101 recall points, maxDets 100), "
-                            "equal to pycocotools' COCOeval", "coco_stats": [round(float(v), 6) for v in self.result.stats]}  # fmt: skip
+        out = {"protocol": f"COCO {self.iou_type} evaluation (IoU .50:.05:.95, 101 recall points, maxDets 100), "
+                           "equal to pycocotools' COCOeval", "coco_stats": [round(float(v), 6) for v in self.result.stats]}  # fmt: skip
+        if self.confusion is not None:
+            out["confusion_matrix"] = {"rows": "true class", "columns": "predicted class", "score_threshold": 0.25, "iou": 0.45,
+                                       "names": [*self.class_names, "background"], "counts": self.confusion.tolist()}  # fmt: skip
+        return out
 
     def plots(self, out_dir: Path) -> list[Path]:
         if self.result is None and self.compute() == {}:
             return []
-        return [plot_pr_curves(self.result, None, Path(out_dir) / f"{self.prefix}pr_curves.png")]
+        paths = [plot_pr_curves(self.result, None, Path(out_dir) / f"{self.prefix}pr_curves.png")]
+        if self.confusion is not None:
+            from pixelmind.viz.plots import plot_confusion_matrix
+
+            paths.append(plot_confusion_matrix(self.confusion, [*self.class_names, "background"], Path(out_dir) / "confusion_matrix.png",
+                                               title="detection confusion matrix (score >= 0.25, IoU >= 0.45; row-normalised)"))  # fmt: skip
+        return paths

@@ -51,7 +51,7 @@ def plot_curves(rows: Sequence[dict[str, float]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_confusion_matrix(cm: np.ndarray, names: Sequence[str], path: Path) -> Path:
+def plot_confusion_matrix(cm: np.ndarray, names: Sequence[str], path: Path, title: str = "confusion matrix (row-normalised)") -> Path:
     """Row-normalised confusion matrix (true rows, predicted columns) with counts."""
     plt = _pyplot()
     n = len(names)
@@ -70,7 +70,7 @@ def plot_confusion_matrix(cm: np.ndarray, names: Sequence[str], path: Path) -> P
                             color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("confusion matrix (row-normalised)")
+    ax.set_title(title)
     return _save(fig, path)
 
 

@@ -3,8 +3,9 @@
 Samples come from :mod:`pixelmind.data.boxes` (COCO, YOLO, VOC) or the built-in ``shapes``
 generator. Every image is letterboxed to a square ``imgsz`` canvas (long side scaled to ``imgsz``,
 padded at the right and bottom), so a batch stacks and a box maps back by one division. Training
-adds, with torchvision.transforms.v2 and tv_tensors (boxes move with the pixels): a random scale of
-the letterbox and a random place on the canvas, horizontal flip and colour jitter; boxes that
+adds (boxes move with the pixels): a random scale of the letterbox and a random place on the canvas,
+horizontal flip (:func:`flip_square`) and colour jitter (torchvision.transforms.v2; ``shapes``: all
+eight flips and transposes, no colour jitter); boxes that
 leave the canvas are clipped and dropped below 2 px. Validation targets keep the boxes in the
 original image's pixels, so COCO's small/medium/large areas mean what they mean in COCO.
 
@@ -20,13 +21,12 @@ Example:
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from pixelmind.data.datasets import BadSample
@@ -68,13 +68,13 @@ class DetectionDataset(Dataset):
     """
 
     def __init__(self, count: int, read, imgsz: int, mean, std, train: bool, length: int | None = None,
-                 names: list[str] | None = None, scale: tuple[float, float] = (0.5, 1.0), colour: bool = True) -> None:  # fmt: skip
+                 names: list[str] | None = None, scale: tuple[float, float] = (0.5, 1.0), colour: bool = True,
+                 d4: bool = False) -> None:  # fmt: skip
         self.count, self.read, self.imgsz, self.train = count, read, imgsz, train
         self.length = length or count
-        self.names, self.scale = names, scale
+        self.names, self.scale, self.d4 = names, scale, d4
         self.normalize = v2.Normalize(mean, std)
-        extra = [v2.RandomHorizontalFlip()] + ([v2.ColorJitter(0.3, 0.3, 0.3, 0.02)] if colour else [])
-        self.augment = v2.Compose([*extra, v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=2)])
+        self.colour = v2.ColorJitter(0.3, 0.3, 0.3, 0.02) if colour else None
 
     def __len__(self) -> int:
         return self.length
@@ -101,12 +101,36 @@ class DetectionDataset(Dataset):
         canvas, f = letterbox(x, self.imgsz, s, offset)
         keep = ~crowd
         moved = boxes[keep] * f + torch.tensor([offset[1], offset[0], offset[1], offset[0]], dtype=torch.float32)
-        bb = tv_tensors.BoundingBoxes(moved, format="XYXY", canvas_size=(self.imgsz, self.imgsz))
-        img, out = self.augment(tv_tensors.Image(canvas), {"boxes": bb, "labels": labels[keep]})
-        lab = out["labels"]
-        target = {"boxes": out["boxes"].as_subclass(torch.Tensor), "labels": lab, "iscrowd": torch.zeros(len(lab), dtype=torch.bool),
-                  "scale": torch.tensor(f)}  # fmt: skip
-        return self.normalize(img.as_subclass(torch.Tensor).float() / 255), target
+        canvas, moved = flip_square(canvas, moved, d4=self.d4)
+        moved = moved.clamp(0, self.imgsz)
+        ok = ((moved[:, 2:] - moved[:, :2]) >= 2).all(1)  # boxes mostly outside the canvas are gone
+        moved, lab = moved[ok], labels[keep][ok]
+        if self.colour is not None:
+            canvas = self.colour(canvas)
+        target = {"boxes": moved, "labels": lab, "iscrowd": torch.zeros(len(lab), dtype=torch.bool), "scale": torch.tensor(f)}
+        return self.normalize(canvas.float() / 255), target
+
+
+def flip_square(image: torch.Tensor, boxes: torch.Tensor, d4: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random horizontal flip of a square ``[C, S, S]`` image and its xyxy boxes; with ``d4`` also a
+    vertical flip and a transpose, each with probability 0.5: all 8 symmetries of the square.
+
+    Written out rather than with transforms.v2: on 64 px images v2's per-call overhead (11 ms per
+    sample with clamping and sanitising) cost a third of a CPU core's training time.
+
+    Example:
+        >>> img = torch.arange(4).reshape(1, 2, 2)
+        >>> torch.manual_seed(0) is not None and flip_square(img, torch.tensor([[0.0, 0, 1, 2]]))[1].tolist()
+        [[1.0, 0.0, 2.0, 2.0]]
+    """
+    s = image.shape[-1]
+    if bool(torch.rand(()) < 0.5):
+        image, boxes = image.flip(-1), torch.stack([s - boxes[:, 2], boxes[:, 1], s - boxes[:, 0], boxes[:, 3]], 1)
+    if d4 and bool(torch.rand(()) < 0.5):
+        image, boxes = image.flip(-2), torch.stack([boxes[:, 0], s - boxes[:, 3], boxes[:, 2], s - boxes[:, 1]], 1)
+    if d4 and bool(torch.rand(()) < 0.5):
+        image, boxes = image.transpose(-1, -2), boxes[:, [1, 0, 3, 2]]
+    return image.contiguous(), boxes
 
 
 def collate_detection(samples):
@@ -126,8 +150,10 @@ def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485
             train_idx = train_idx[: cfg.limit]
         length = cfg.epoch_samples or max(len(train_idx), MIN_EPOCH_SAMPLES)
         # colours and sizes are random by construction: no colour jitter, no shrinking (as for segment)
+        # and shapes look the same rotated or mirrored: all 8 symmetries of the square (measured: mAP50 0.923 vs
+        # 0.875 with flips only after 1,500-2,000 steps; models.py's docstring)
         train = DetectionDataset(len(train_idx), partial(_shapes, train_idx, size, cfg.seed), size, mean, std, True,
-                                 length, scale=(1.0, 1.0), colour=False)  # fmt: skip
+                                 length, scale=(1.0, 1.0), colour=False, d4=True)  # fmt: skip
         val = DetectionDataset(len(val_idx), partial(_shapes, val_idx, size, cfg.seed), size, mean, std, False)
         names = list(shapes.CLASS_NAMES)
         summary = {"source": f"built-in shapes ({size} px)", "layout": "shapes", "train_images": len(train_idx), "val_images": len(val_idx)}
@@ -158,9 +184,14 @@ def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485
 
 # module-level readers bound with functools.partial: data sets pickle into loader workers
 def _shapes(indices, size: int, seed: int, i: int):
+    return _shape(indices[i], size, seed)
+
+
+@lru_cache(maxsize=2048)  # 1,000 x 12 KB at 64 px; generating one costs as much as a training step's share
+def _shape(index: int, size: int, seed: int):
     from pixelmind.data.shapes import shapes_sample
 
-    s = shapes_sample(indices[i], size=size, seed=seed)
+    s = shapes_sample(index, size=size, seed=seed)
     return s.image, s.boxes, s.labels, np.zeros(len(s.labels), bool)
 
 

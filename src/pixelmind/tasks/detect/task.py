@@ -114,10 +114,10 @@ class DetectTask(Task):
     }
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
-        """``shapes``: 64-px images; other data: 320-px letterboxes. Not tuned yet (issue #3)."""
+        """``shapes``: 64-px images, lr 5e-3 with gradient clipping (bench/RESULTS.md); other data: 320-px letterboxes."""
         out = dict(self.defaults)
         if str(cfg.data) == "shapes":
-            out.update(imgsz=64, epochs=30, lr=3e-3)
+            out.update(imgsz=64, epochs=24, lr=5e-3, clip_grad=10.0, weight_decay=0.05)
         return out
 
     def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle:
