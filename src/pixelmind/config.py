@@ -48,7 +48,7 @@ class TrainConfig(BaseModel):
     clip_grad: float | None = Field(None, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool | None = Field(None, description="channels-last memory format (faster CNNs on CPU and GPU)")
-    ema: bool = False
+    ema: bool | None = Field(None, description="keep EMA weights for evaluation and the saved model (task recipe: on for generate)")
     ema_decay: float = Field(0.999, gt=0, lt=1)
     patience: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
     seed: int = 0
@@ -64,6 +64,7 @@ class TrainConfig(BaseModel):
     augment: Literal["none", "light", "trivial", "randaugment"] | None = None
     mixup: float = Field(0.0, ge=0)
     cutmix: float = Field(0.0, ge=0)
+    mosaic: float = Field(0.0, ge=0, le=1, description="detect: probability that a training image is a 4-image mosaic")
     label_smoothing: float | None = Field(None, ge=0, lt=1)
     calibrate: bool = False
     max_pixels: int = Field(100_000_000, ge=1, description="larger images are refused (decompression bombs)")
@@ -80,11 +81,17 @@ class TrainConfig(BaseModel):
         None, description="segment: a weight per class for the ce/focal loss, or auto (inverse sqrt of pixel share)")
     channels: Literal[1, 3] | None = Field(None, description="enhance: 1 = greyscale, 3 = colour (default: from the data)")
     epoch_samples: int | None = Field(None, ge=1, description="enhance, compress, segment: random crops per epoch")
-    model_kwargs: dict[str, Any] | None = Field(None, description="enhance, compress: arguments of the model builder, e.g. {N: 192, M: 320}")
+    model_kwargs: dict[str, Any] | None = Field(None, description="enhance, compress, generate: arguments of the model builder, e.g. {N: 192, M: 320}")
     # compress: the rate-distortion trade-off
     quality: int | None = Field(None, ge=1, le=8, description="compress: quality level 1 (smallest files) to 8 (picks lambda)")
     lmbda: float | None = Field(None, gt=0, description="compress: rate-distortion lambda (default: from quality)")
     distortion: Literal["mse", "ms_ssim"] | None = Field(None, description="compress: distortion term of the loss")
+    # generate: what FID/KID are measured with, and how validation samples are drawn
+    fid_weights: str | None = Field(None, description="generate: Inception weights file for FID/KID (torchmetrics' FID Inception)")
+    feature_weights: str | None = Field(None, description="generate: a pixelmind classifier (.safetensors) of this domain as the FID/KID extractor")
+    val_samples: int | None = Field(None, ge=1, description="generate: most real val images (and as many samples) per FID/KID evaluation")
+    sample_steps: int | None = Field(None, ge=1, description="generate, diffusion: DDIM steps of validation samples")
+    guidance: float | None = Field(None, ge=0, description="generate, diffusion: classifier-free guidance scale of validation samples")
 
     def __init__(self, **data: Any) -> None:
         # The module promises ConfigError (one line per field) for any bad key or value, also

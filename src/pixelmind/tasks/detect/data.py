@@ -4,7 +4,7 @@ Samples come from :mod:`pixelmind.data.boxes` (COCO, YOLO, VOC) or the built-in 
 generator. Every image is letterboxed to a square ``imgsz`` canvas (long side scaled to ``imgsz``,
 padded at the right and bottom), so a batch stacks and a box maps back by one division. Training
 adds (boxes move with the pixels): a random scale of the letterbox and a random place on the canvas,
-horizontal flip (:func:`flip_square`) and colour jitter (torchvision.transforms.v2; ``shapes``: all
+horizontal flip (:func:`flip_square`), optionally a 4-image :func:`mosaic` (``--set mosaic=P``) and colour jitter (torchvision.transforms.v2; ``shapes``: all
 eight flips and transposes, no colour jitter); boxes that
 leave the canvas are clipped and dropped below 2 px. Validation targets keep the boxes in the
 original image's pixels, so COCO's small/medium/large areas mean what they mean in COCO.
@@ -14,7 +14,7 @@ Example:
     >>> bundle = load_detect_data(TrainConfig(task="detect", data="shapes", imgsz=64, limit=4))
     >>> image, target = bundle.train[0]
     >>> tuple(image.shape), sorted(target)
-    ((3, 64, 64), ['boxes', 'iscrowd', 'labels', 'scale'])
+    ((3, 64, 64), ['boxes', 'iscrowd', 'labels'])
     >>> sorted(bundle.val[0][1])  # validation: original pixels, the letterbox factor and the image size
     ['boxes', 'iscrowd', 'labels', 'scale', 'size']
 """
@@ -69,46 +69,96 @@ class DetectionDataset(Dataset):
 
     def __init__(self, count: int, read, imgsz: int, mean, std, train: bool, length: int | None = None,
                  names: list[str] | None = None, scale: tuple[float, float] = (0.5, 1.0), colour: bool = True,
-                 d4: bool = False) -> None:  # fmt: skip
+                 d4: bool = False, mosaic: float = 0.0) -> None:  # fmt: skip
         self.count, self.read, self.imgsz, self.train = count, read, imgsz, train
         self.length = length or count
-        self.names, self.scale, self.d4 = names, scale, d4
+        self.names, self.scale, self.d4, self.mosaic = names, scale, d4, mosaic
         self.normalize = v2.Normalize(mean, std)
         self.colour = v2.ColorJitter(0.3, 0.3, 0.3, 0.02) if colour else None
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int):
-        i = index % self.count
+    def _read(self, i: int):
         try:
             image, boxes, labels, crowd = self.read(i)
         except (ImageDecodeError, DataError) as err:
             return BadSample(self.names[i] if self.names else f"sample {i}", str(err))
-        x = uint8_tensor(image)
-        boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
-        crowd = torch.as_tensor(crowd, dtype=torch.bool).reshape(-1)
+        return (uint8_tensor(image), torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                torch.as_tensor(labels, dtype=torch.int64).reshape(-1), torch.as_tensor(crowd, dtype=torch.bool).reshape(-1))  # fmt: skip
+
+    def __getitem__(self, index: int):
+        i = index % self.count
+        item = self._read(i)
+        if isinstance(item, BadSample):
+            return item
+        x, boxes, labels, crowd = item
         if not self.train:
             canvas, f = letterbox(x, self.imgsz)
             target = {"boxes": boxes, "labels": labels, "iscrowd": crowd, "scale": torch.tensor(f), "size": torch.tensor(x.shape[-2:])}
             return self.normalize(canvas.float() / 255), target
-        s = float(torch.empty(()).uniform_(*self.scale))
-        h, w = x.shape[-2:]
-        f = self.imgsz * s / max(h, w)
-        room = (self.imgsz - round(h * f), self.imgsz - round(w * f))
-        offset = (int(torch.randint(0, max(room[0], 0) + 1, ())), int(torch.randint(0, max(room[1], 0) + 1, ())))
-        canvas, f = letterbox(x, self.imgsz, s, offset)
-        keep = ~crowd
-        moved = boxes[keep] * f + torch.tensor([offset[1], offset[0], offset[1], offset[0]], dtype=torch.float32)
+        canvas = None
+        if self.mosaic and bool(torch.rand(()) < self.mosaic):
+            others = [self._read(int(j)) for j in torch.randint(0, self.count, (3,))]
+            if not any(isinstance(o, BadSample) for o in others):  # a bad neighbour: this sample alone
+                parts = [(im, b[~c], lab[~c]) for im, b, lab, c in [item, *others]]
+                canvas, moved, lab = mosaic(parts, self.imgsz, self.scale)
+        if canvas is None:
+            s = float(torch.empty(()).uniform_(*self.scale))
+            h, w = x.shape[-2:]
+            f = self.imgsz * s / max(h, w)
+            room = (self.imgsz - round(h * f), self.imgsz - round(w * f))
+            offset = (int(torch.randint(0, max(room[0], 0) + 1, ())), int(torch.randint(0, max(room[1], 0) + 1, ())))
+            canvas, f = letterbox(x, self.imgsz, s, offset)
+            moved = boxes[~crowd] * f + torch.tensor([offset[1], offset[0], offset[1], offset[0]], dtype=torch.float32)
+            lab = labels[~crowd]
         canvas, moved = flip_square(canvas, moved, d4=self.d4)
         moved = moved.clamp(0, self.imgsz)
         ok = ((moved[:, 2:] - moved[:, :2]) >= 2).all(1)  # boxes mostly outside the canvas are gone
-        moved, lab = moved[ok], labels[keep][ok]
+        moved, lab = moved[ok], lab[ok]
         if self.colour is not None:
             canvas = self.colour(canvas)
-        target = {"boxes": moved, "labels": lab, "iscrowd": torch.zeros(len(lab), dtype=torch.bool), "scale": torch.tensor(f)}
+        target = {"boxes": moved, "labels": lab, "iscrowd": torch.zeros(len(lab), dtype=torch.bool)}
         return self.normalize(canvas.float() / 255), target
+
+
+def mosaic(parts, size: int, scale: tuple[float, float] = (0.5, 1.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Four ``(uint8 image [3, H, W], xyxy boxes, labels)`` tiled around a random centre of a ``size`` canvas.
+
+    Each image is scaled so its long side is ``size * u / 2 * 2`` for ``u`` in ``scale`` (as large as a
+    quarter to the whole canvas) and placed in its quadrant touching the centre (YOLOv4/Ultralytics
+    mosaic, without the extra affine warp). Parts cut by the canvas edge are lost; a box keeping
+    less than 20% of its area is dropped (Ultralytics' rule is 10%).
+
+    Returns the canvas, the boxes and their labels.
+
+    Example:
+        >>> img = torch.zeros(3, 40, 40, dtype=torch.uint8)
+        >>> box, lab = torch.tensor([[10.0, 10, 30, 30]]), torch.tensor([1])
+        >>> canvas, boxes, labels = mosaic([(img, box, lab)] * 4, 64)
+        >>> tuple(canvas.shape), boxes.shape[1], bool((boxes >= 0).all() and (boxes <= 64).all())
+        ((3, 64, 64), 4, True)
+    """
+    canvas = torch.full((3, size, size), 114, dtype=torch.uint8)
+    cy, cx = (int(size * float(u)) for u in torch.empty(2).uniform_(0.25, 0.75))
+    all_boxes, all_labels = [], []
+    for k, (img, boxes, labels) in enumerate(parts):
+        h, w = img.shape[-2:]
+        f = size * float(torch.empty(()).uniform_(*scale)) / max(h, w)
+        nh, nw = max(1, round(h * f)), max(1, round(w * f))
+        img = v2.functional.resize(img, [nh, nw], antialias=True)
+        y0 = cy - nh if k < 2 else cy  # 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right
+        x0 = cx - nw if k % 2 == 0 else cx
+        ty0, tx0, ty1, tx1 = max(y0, 0), max(x0, 0), min(y0 + nh, size), min(x0 + nw, size)
+        canvas[:, ty0:ty1, tx0:tx1] = img[:, ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
+        moved = boxes * f + torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
+        clipped = torch.stack([moved[:, 0].clamp(tx0, tx1), moved[:, 1].clamp(ty0, ty1),
+                               moved[:, 2].clamp(tx0, tx1), moved[:, 3].clamp(ty0, ty1)], 1)  # fmt: skip
+        area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
+        keep = area(clipped) >= 0.2 * area(moved).clamp(min=1e-6)
+        all_boxes.append(clipped[keep])
+        all_labels.append(labels[keep])
+    return canvas, torch.cat(all_boxes), torch.cat(all_labels)
 
 
 def flip_square(image: torch.Tensor, boxes: torch.Tensor, d4: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,7 +203,7 @@ def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485
         # and shapes look the same rotated or mirrored: all 8 symmetries of the square (measured: mAP50 0.923 vs
         # 0.875 with flips only after 1,500-2,000 steps; models.py's docstring)
         train = DetectionDataset(len(train_idx), partial(_shapes, train_idx, size, cfg.seed), size, mean, std, True,
-                                 length, scale=(1.0, 1.0), colour=False, d4=True)  # fmt: skip
+                                 length, scale=(1.0, 1.0), colour=False, d4=True, mosaic=cfg.mosaic)  # fmt: skip
         val = DetectionDataset(len(val_idx), partial(_shapes, val_idx, size, cfg.seed), size, mean, std, False)
         names = list(shapes.CLASS_NAMES)
         summary = {"source": f"built-in shapes ({size} px)", "layout": "shapes", "train_images": len(train_idx), "val_images": len(val_idx)}
@@ -168,7 +218,8 @@ def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485
         length = cfg.epoch_samples or max(len(items), MIN_EPOCH_SAMPLES)
         light = (cfg.augment or "light") != "none"
         train = DetectionDataset(len(items), partial(_files, items, cfg.max_pixels), size, mean, std, True, length,
-                                 [str(it.image) for it in items], scale=(0.5, 1.0) if light else (1.0, 1.0), colour=light)  # fmt: skip
+                                 [str(it.image) for it in items], scale=(0.5, 1.0) if light else (1.0, 1.0), colour=light,
+                                 mosaic=cfg.mosaic)  # fmt: skip
         val = DetectionDataset(len(data.val), partial(_files, data.val, cfg.max_pixels), size, mean, std, False,
                                names=[str(it.image) for it in data.val])  # fmt: skip
         names = list(data.class_names)
