@@ -12,7 +12,7 @@ def run_demo(task: str, project: str, epochs: int | None, console) -> Path:
     """Train the task's default model on built-in data, predict a few images, print where it all is."""
     from pixelmind.api import Model
 
-    demos = {"classify": None, "segment": _segment_demo, "enhance": _enhance_demo, "compress": _compress_demo}
+    demos = {"classify": None, "segment": _segment_demo, "detect": _detect_demo, "enhance": _enhance_demo, "compress": _compress_demo}
     if task not in demos:
         raise PixelmindError(f"demo: --task {task} has no demo yet (available: {', '.join(demos)})")
     if demos[task] is not None:
@@ -138,4 +138,38 @@ def _segment_demo(project: str, epochs: int | None, console) -> Path:
     console.print(f"  weights: {model.weights_path}")
     console.print(f"  overlays and index masks (*_mask.png): {out}")
     console.print(f"next: pixelmind predict --weights {model.weights_path} --source YOUR_IMAGE.png --save")
+    return model.run_dir
+
+
+def _detect_demo(project: str, epochs: int | None, console) -> Path:
+    """The default detector trained from scratch on the built-in shapes; boxes drawn on a few validation images."""
+    from PIL import Image
+
+    from pixelmind.api import Model
+    from pixelmind.data.shapes import shapes_indices, shapes_sample
+
+    console.print("[bold]pixelmind demo[/]: detect circles, squares and triangles (built-in `shapes`, 64 px) on the CPU")
+    model = Model("pmdet_s", task="detect")
+    # 8 of the recipe's 18 epochs: a demo of a few minutes (the full recipe: bench/RESULTS.md, detection on shapes)
+    metrics = model.train(data="shapes", epochs=epochs or 8, project=project, name="demo", console=console)
+    samples = Path(tempfile.mkdtemp(prefix="pixelmind-demo-"))
+    paths = []
+    for i in shapes_indices("val")[:4]:
+        path = samples / f"shapes_{i}.png"
+        Image.fromarray(shapes_sample(i, size=64).image).save(path)
+        paths.append(path)
+    out = model.run_dir / "predictions"
+    rows = model.predict(paths, save_dir=out)
+    console.print("\n[bold]detections[/] (score >= 0.25) on a few validation images:")
+    for path, row in zip(paths, rows):
+        found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in row["detections"]) or "nothing"
+        console.print(f"  {path.name}: {found}")
+    console.print(f"\nval mAP50: [bold]{metrics['map50']:.3f}[/]  mAP50-95 {metrics['map']:.3f}"
+                  f"{'  (a short demo run; the default 18 epochs train longer)' if not epochs else ''}")
+    console.print(f"run directory: {model.run_dir}")
+    console.print(f"  report:  {model.run_dir / 'report.md'}")
+    console.print(f"  plots (PR curves, confusion matrix): {model.run_dir / 'plots'}")
+    console.print(f"  weights: {model.weights_path}")
+    console.print(f"  annotated images and YOLO txt: {out}")
+    console.print(f"next: pixelmind predict --weights {model.weights_path} --source YOUR_IMAGE.jpg --save")
     return model.run_dir
