@@ -286,6 +286,52 @@ class Model:
 
         return self._save_each(decoded(), Path(out_dir), ".png")
 
+    def _generate(self, **options: Any) -> list[Any]:
+        self._require_task("generate", "generate")
+        if not hasattr(self.net, "sample"):
+            raise PixelmindError(f"{self.weights_path}: generation runs from .safetensors weights (an exported generator is a plain network)")
+        return self.task.predict(self.net, [], self.meta, **options)
+
+    def generate(self, n: int = 16, class_name: str | None = None, seed: int | None = None, steps: int | None = None,
+                 guidance: float | None = None) -> list[Any]:  # fmt: skip
+        """Generate ``n`` PIL images (of class ``class_name``, else cycling through the classes).
+
+        Sample ``i`` comes from seed ``seed + i`` (a random seed when None); ``steps`` and
+        ``guidance`` set a diffusion model's DDIM steps and classifier-free guidance.
+        """
+        return [r.image for r in self._generate(n=n, class_name=class_name, seed=seed, steps=steps, guidance=guidance)]
+
+    def generate_to(self, out_dir: str | Path, n: int = 16, class_name: str | None = None, seed: int | None = None,
+                    steps: int | None = None, guidance: float | None = None, interpolate: int | None = None) -> dict[str, Any]:  # fmt: skip
+        """Write generated images into ``out_dir``: ``grid.png`` and one PNG per sample, or with
+        ``interpolate=K`` ``interpolation.png`` (``n`` strips of K frames) and the frames.
+
+        Returns what was written: ``{"grid": path, "images": [{"saved", "seed", "class", ...}]}``.
+        """
+        from pixelmind.tasks.generate.sampling import image_grid
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        options = {"class_name": class_name, "seed": seed, "steps": steps, "guidance": guidance}
+        if interpolate is not None:
+            results = self._generate(interpolate=interpolate, rows=n, **options)
+            names = [f"interp_{r.index // interpolate:03d}_{r.index % interpolate:03d}.png" for r in results]
+            grid_name, per_row = "interpolation.png", interpolate
+        else:
+            results = self._generate(n=n, **options)
+            names = [f"{r.index:06d}_seed{r.seed}" + (f"_{_safe_name(r.class_name)}" if r.class_name else "") + ".png" for r in results]
+            distinct = len({r.class_name for r in results})
+            # cycling through the classes: one column per class
+            per_row = distinct if class_name is None and 1 < distinct <= 16 else min(8, max(1, round(len(results) ** 0.5)))
+            grid_name = "grid.png"
+        rows = []
+        for r, name in zip(results, names):
+            r.image.save(out / name)
+            rows.append({**r.to_dict(), "saved": str(out / name)})
+        tensors = torch.stack([torch.from_numpy(_np_image(r.image)) for r in results])
+        image_grid(tensors, nrow=per_row).save(out / grid_name)
+        return {"grid": str(out / grid_name), "images": rows}
+
     def predict(self, source: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """Predict on a file, folder, glob, list of paths, or PIL image(s); see :meth:`predict_iter`."""
         return list(self.predict_iter(source, **kwargs))
@@ -372,6 +418,19 @@ def _to_pil(x: torch.Tensor):
 
     arr = (x.detach().float().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+
+
+def _safe_name(text: str) -> str:
+    """A class name as part of a file name ("T-shirt/top" -> "T-shirt_top")."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
+
+
+def _np_image(image):
+    """A PIL image as a uint8 ``[C, H, W]`` numpy array."""
+    import numpy as np
+
+    arr = np.asarray(image)
+    return (arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)).copy()
 
 
 def _resolve_resume(resume: str | Path) -> Path:

@@ -77,6 +77,11 @@ def train(
     degradation: Optional[str] = typer.Option(None, help="enhance: sr | denoise | jpeg | deblur"),
     scale: Optional[int] = typer.Option(None, help="enhance: super-resolution factor 2, 3 or 4"),
     quality: Optional[int] = typer.Option(None, help="compress: quality level 1 (smallest files) to 8"),
+    limit: Optional[int] = typer.Option(None, help="use at most this many training images (quick tries)"),
+    fid_weights: Optional[str] = typer.Option(None, help="generate: Inception weights file for FID/KID"),
+    feature_weights: Optional[str] = typer.Option(None, help="generate: a pixelmind classifier of this domain as FID/KID extractor"),
+    sample_steps: Optional[int] = typer.Option(None, help="generate, diffusion: DDIM steps of validation samples"),
+    guidance: Optional[float] = typer.Option(None, help="generate, diffusion: classifier-free guidance of validation samples"),
     set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="any config key: --set mixup=0.2"),
     json_out: bool = typer.Option(False, "--json", help="print the final metrics as JSON on the last line"),
 ) -> None:
@@ -87,6 +92,7 @@ def train(
         epochs=epochs, imgsz=imgsz, batch=batch, lr=lr, device=device, name=name, project=project, weights=weights,
         pretrained=pretrained, optimizer=optimizer, precision=precision, workers=workers, seed=seed, patience=patience,
         ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction, degradation=degradation, scale=scale, quality=quality,
+        limit=limit, fid_weights=fid_weights, feature_weights=feature_weights, sample_steps=sample_steps, guidance=guidance,
     )  # fmt: skip
     overrides.update(_parse_sets(set_))
     if data is None and resume is None and not config:
@@ -104,13 +110,15 @@ def val(
     batch: int = typer.Option(64),
     device: str = typer.Option("cpu"),
     plots: Optional[Path] = typer.Option(None, help="write the evaluation plots into this folder"),
+    fid_weights: Optional[str] = typer.Option(None, help="generate: Inception weights file for FID/KID"),
+    feature_weights: Optional[str] = typer.Option(None, help="generate: a pixelmind classifier of this domain as FID/KID extractor"),
     json_out: bool = typer.Option(False, "--json", help="print the metrics as JSON on the last line"),
 ) -> None:
     """Evaluate weights on a data set's validation split."""
     from pixelmind.api import Model
 
     m = Model.load(weights, device=device)
-    metrics = m.val(data=data, batch=batch, plots_dir=plots)
+    metrics = m.val(data=data, batch=batch, plots_dir=plots, fid_weights=fid_weights, feature_weights=feature_weights)
     console = _console(json_out)
     console.print("  ".join(f"{k} {v:.4f}" if k not in ("samples", "skipped") else f"{k} {int(v)}" for k, v in metrics.items()))
     if json_out:
@@ -216,6 +224,32 @@ def _write_coco_results(jsonl: Path, target: Path) -> Path | None:
         target.unlink()
         return None
     return target
+
+
+@app.command()
+def generate(
+    weights: Path = typer.Option(..., help="generate weights (.safetensors)"),
+    n: int = typer.Option(16, help="images to generate (with --interpolate: interpolation strips)"),
+    class_: Optional[str] = typer.Option(None, "--class", help="class of every image (default: cycle through the classes)"),
+    seed: Optional[int] = typer.Option(None, help="image i uses seed SEED+i (default: a random seed, printed)"),
+    steps: Optional[int] = typer.Option(None, help="diffusion: DDIM sampling steps"),
+    guidance: Optional[float] = typer.Option(None, help="diffusion: classifier-free guidance scale"),
+    interpolate: Optional[int] = typer.Option(None, help="write strips of K frames along a latent interpolation instead"),
+    out: Path = typer.Option(Path("runs/generated"), "--out", "-o", help="output folder (grid.png + one PNG per image)"),
+    device: str = typer.Option("cpu"),
+    json_out: bool = typer.Option(False, "--json", help="print what was written as JSON on the last line"),
+) -> None:
+    """Generate new images from generate weights: a grid PNG and one PNG per image (or interpolation strips)."""
+    from pixelmind.api import Model
+
+    m = Model.load(weights, device=device)
+    written = m.generate_to(out, n=n, class_name=class_, seed=seed, steps=steps, guidance=guidance, interpolate=interpolate)
+    images = written["images"]
+    seeds = sorted({r["seed"] for r in images})
+    what = f"{len(images) // interpolate} interpolation strips of {interpolate} frames" if interpolate else f"{len(images)} images"
+    _console(True).print(f"{what} (seeds {seeds[0]}..{seeds[-1]}) in {out}; grid: {written['grid']}", markup=False)
+    if json_out:
+        _emit_json(written)
 
 
 @app.command()

@@ -12,7 +12,8 @@ def run_demo(task: str, project: str, epochs: int | None, console) -> Path:
     """Train the task's default model on built-in data, predict a few images, print where it all is."""
     from pixelmind.api import Model
 
-    demos = {"classify": None, "segment": _segment_demo, "detect": _detect_demo, "enhance": _enhance_demo, "compress": _compress_demo}
+    demos = {"classify": None, "segment": _segment_demo, "detect": _detect_demo, "enhance": _enhance_demo, "compress": _compress_demo,
+             "generate": _generate_demo}  # fmt: skip
     if task not in demos:
         raise PixelmindError(f"demo: --task {task} has no demo yet (available: {', '.join(demos)})")
     if demos[task] is not None:
@@ -172,4 +173,27 @@ def _detect_demo(project: str, epochs: int | None, console) -> Path:
     console.print(f"  weights: {model.weights_path}")
     console.print(f"  annotated images and YOLO txt: {out}")
     console.print(f"next: pixelmind predict --weights {model.weights_path} --source YOUR_IMAGE.jpg --save")
+    return model.run_dir
+
+
+def _generate_demo(project: str, epochs: int | None, console) -> Path:
+    """A small class-conditional GAN trained on the built-in digits; a grid per class and a latent interpolation."""
+    from pixelmind.api import Model
+
+    console.print("[bold]pixelmind demo[/]: a class-conditional GAN on handwritten digits (scikit-learn's 8x8, shown at 28 px), on the CPU")
+    console.print("(a few minutes of CPU training: rough but per-class digits; more epochs sharpen them)")
+    # narrower than the default GAN (width 16): less compute per step, so minutes of CPU give more steps
+    model = Model("gan", task="generate")
+    model.train(data="digits", epochs=epochs or 25, project=project, name="demo", console=console,
+                model_kwargs={"width": 16, "latent_dim": 32})  # fmt: skip
+    written = model.generate_to(model.run_dir / "generated", n=40, seed=0)
+    strips = model.generate_to(model.run_dir / "interpolation", n=4, seed=0, interpolate=8)
+    grids = sorted((model.run_dir / "samples").glob("epoch_*.png"))
+    console.print(f"\nrun directory: {model.run_dir}")
+    console.print(f"  samples after each epoch (one row per class): {model.run_dir / 'samples'} (last: {grids[-1].name if grids else '-'})")
+    console.print(f"  40 new digits (one column per class): {written['grid']}, one PNG each beside it")
+    console.print(f"  latent interpolation (4 rows of 8 frames): {strips['grid']}")
+    console.print(f"  weights: {model.weights_path}")
+    console.print("  FID/KID: train with --feature-weights (a digits classifier's weights, e.g. from `pixelmind demo`) to measure them")
+    console.print(f"next: pixelmind generate --weights {model.weights_path} --n 16 --class 7 --seed 1 -o sevens/")
     return model.run_dir

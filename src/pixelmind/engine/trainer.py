@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +183,29 @@ class Trainer:
             return True
         return value > self.best if self.task.metric_mode == "max" else value < self.best
 
+    @contextmanager
+    def _only_params_of(self, index: int) -> Iterator[None]:
+        """With several optimizers, the loss of optimizer ``index`` gives gradients to its own parameters only.
+
+        Parameters that only other optimizers step are frozen meanwhile (as Lightning's
+        ``toggle_optimizer``): a loss that runs through another network (a GAN generator's loss
+        through the discriminator) would otherwise leave gradients there that the other
+        optimizer's next step would apply. Freezing, not zeroing, keeps gradient accumulation intact.
+        """
+        if len(self.optimizers) < 2:
+            yield
+            return
+        own = {id(p) for group in self.optimizers[index].param_groups for p in group["params"]}
+        frozen = [p for j, opt in enumerate(self.optimizers) if j != index
+                  for group in opt.param_groups for p in group["params"] if id(p) not in own and p.requires_grad]  # fmt: skip
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+
     def train_epoch(self, epoch: int, progress) -> dict[str, float]:
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
@@ -193,8 +218,9 @@ class Trainer:
             step = epoch * len(self.train_loader) + steps
             with self.acc.accumulate(self.model):
                 for i, opt in enumerate(self.optimizers):
-                    out = self.task.training_step(self.model, batch, step, i)
-                    self.acc.backward(out["loss"])
+                    with self._only_params_of(i):
+                        out = self.task.training_step(self.model, batch, step, i)
+                        self.acc.backward(out["loss"])
                     if self.cfg.clip_grad and self.acc.sync_gradients:
                         self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
                     opt.step()
@@ -268,6 +294,7 @@ class Trainer:
                 row.update(self.train_epoch(epoch, progress))
                 if self.is_main:
                     metrics = self.evaluate(self._eval_model(), self.meta).compute()
+                    self.task.on_epoch_end(self._eval_model(), epoch, self.run_dir)
                     row.update({f"val/{k}": v for k, v in metrics.items()})
                     self.rows.append(row)
                     value = row.get(metric_key)

@@ -29,11 +29,13 @@ How the six tasks fit without the engine knowing any of them:
 * **segment**: target = an index mask ``Tensor[H, W]`` (ignore index allowed); collate
   stacks masks; predict returns masks resized to the original image; long images use
   sliding-window inference inside ``predict``.
-* **generate** (GAN): ``configure_optimizers`` returns two (generator, discriminator)
+* **generate** (GAN): ``configure_optimizers`` returns two (discriminator, generator)
   optimizers; the engine calls ``training_step(..., optimizer_idx=0)`` then ``1`` on each
-  batch, each returning its own ``loss``. Diffusion uses one optimizer. The target is
-  ``None`` (or a class index for conditional models); the evaluator computes FID/KID from
-  samples it draws itself; predict takes parameters (n, class, seed) in ``images``' place.
+  batch, each returning its own ``loss``, and keeps each loss's gradients to its own optimizer's
+  parameters. Diffusion uses one optimizer. The target is the class index (0 for
+  unconditional data); ``validation_step`` draws as many samples as real images (seeded) and
+  the evaluator computes FID/KID between them; ``on_epoch_end`` writes sample grids; predict
+  takes parameters (n, class, seed) in ``images``' place.
 * **enhance**: the target is the clean image; the dataset degrades it on the fly and
   returns ``(degraded, clean)``; metrics are PSNR/SSIM; results are images.
 * **compress**: target ``None``; the model returns reconstruction and likelihoods; the
@@ -41,7 +43,7 @@ How the six tasks fit without the engine knowing any of them:
   (``finalize``) fixes the integer CDF tables stored with the weights; predict returns a
   Result holding the real bitstream.
 
-Tasks may override ``collate``, ``finalize`` and ``export_parts``; nothing else in pixelmind branches on a
+Tasks may override ``collate``, ``on_epoch_end``, ``finalize`` and ``export_parts``; nothing else in pixelmind branches on a
 task's name.
 """
 
@@ -168,6 +170,9 @@ class Task(ABC):
     def export_parts(self, model: Any, inputs: Any) -> list[tuple[str, Any, Any]]:
         """The networks to export as ``(part name, module, parity inputs)``; one unnamed part by default."""
         return [("", model, inputs)]
+
+    def on_epoch_end(self, model: Any, epoch: int, run_dir: Path) -> None:  # noqa: B027 - an optional hook
+        """Called on the main process after each epoch's validation with the evaluation model (e.g. to write samples)."""
 
     def finalize(self, model: Any, val_loader: Any, meta: Meta, cfg: Any) -> dict[str, Any]:
         """Called once after training with the best weights; returns updates to ``meta.extra``."""

@@ -1,0 +1,1 @@
+"""The generation task: GANs and diffusion models (see task.py)."""
