@@ -20,10 +20,10 @@ from pixelmind.tasks.detect.models import TINY
 QUICK = {"epochs": 1, "imgsz": 64, "batch": 8, "limit": 16, "epoch_samples": 16, "workers": 0}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Model:
-    model = Model("pmdet_n", task="detect")
-    model.train(data="shapes", project=str(tmp_path_factory.mktemp("runs")), name="tiny", model_kwargs=TINY["pmdet_n"], **QUICK)
+@pytest.fixture(scope="module", params=["pmdet_n", "rtdetr"])
+def trained(tmp_path_factory, request) -> Model:
+    model = Model(request.param, task="detect")
+    model.train(data="shapes", project=str(tmp_path_factory.mktemp("runs")), name="tiny", model_kwargs=TINY[request.param], **QUICK)
     return model
 
 
@@ -31,7 +31,8 @@ def test_train_and_val_give_coco_metrics(trained):
     final = json.loads((trained.run_dir / "metrics.json").read_text())
     assert {"map", "map50", "map75", "ap/circle"} <= set(final["metrics"])
     assert len(final["coco_stats"]) == 12
-    assert (trained.run_dir / "plots" / "pr_curves.png").exists()
+    assert (trained.run_dir / "plots" / "pr_curves.png").exists() and (trained.run_dir / "plots" / "confusion_matrix.png").exists()
+    assert final["confusion_matrix"]["names"] == ["circle", "square", "triangle", "background"]
     again = Model.load(trained.weights_path).val()
     assert again["map"] == pytest.approx(final["metrics"]["map"], abs=1e-6)
 

@@ -76,6 +76,8 @@ from torch import Tensor, nn
 from pixelmind.errors import ConfigError
 from pixelmind.registry import Registry
 from pixelmind.tasks.detect.loss import ClsLoss, detection_loss
+from pixelmind.tasks.detect.rtdetr import TINY_CFG as _RTDETR_TINY
+from pixelmind.tasks.detect.rtdetr import register as _register_rtdetr
 
 MODELS: Registry = Registry("detection model")
 
@@ -89,11 +91,13 @@ class ModelInfo:
     """What the task needs to know about a registered model before building it.
 
     Attributes:
-        kind: ``"cnn"``: batched tensors in, ``(cls_logits, boxes)`` out (see :class:`Detector`).
+        kind: ``"cnn"`` (dense anchor points, :class:`Detector`) or ``"detr"`` (a set of queries,
+            :mod:`~pixelmind.tasks.detect.rtdetr`; training passes the targets to ``forward``). Both take
+            batched tensors and return ``(cls_logits, boxes)`` in eval mode.
         stride: the task pads inputs so that H and W are multiples of it.
     """
 
-    kind: Literal["cnn"]
+    kind: Literal["cnn", "detr"]
     stride: int
 
 
@@ -334,6 +338,10 @@ def pmdet_m(num_classes: int, **kwargs) -> Detector:
 _TINY_CFG: dict[str, Any] = dict(backbone="test_efficientnet", width=16, neck_depth=1, head_depth=1)
 TINY: dict[str, dict[str, Any]] = {name: dict(_TINY_CFG) for name in ("pmdet_n", "pmdet_s", "pmdet_m")}
 
+# The Transformer detector lives in its own module (it does not import this one: no cycle).
+_register_rtdetr(MODELS, _INFO, lambda kind, stride: ModelInfo("detr", stride))
+TINY["rtdetr"] = dict(_RTDETR_TINY)
+
 
 def model_info(name: str) -> ModelInfo:
     """Kind and stride of the registered model ``name``.
@@ -353,7 +361,7 @@ def build_detector(name: str, num_classes: int, **kwargs: Any) -> Detector:
     """A registered detector with random weights; ``kwargs`` override the builder's defaults.
 
     Args:
-        name: a registered name (``pmdet_n``, ``pmdet_s``, ``pmdet_m``).
+        name: a registered name (``pmdet_n``, ``pmdet_s``, ``pmdet_m``, ``rtdetr``).
         num_classes: object classes (no background class).
         **kwargs: :class:`Detector` options: ``backbone`` (a timm model name), ``width``,
             ``neck_depth``, ``head_depth``, ``in_channels``, and the loss settings.

@@ -118,6 +118,8 @@ class DetectTask(Task):
         out = dict(self.defaults)
         if str(cfg.data) == "shapes":
             out.update(imgsz=64, epochs=18, lr=5e-3, clip_grad=10.0, weight_decay=0.05)
+        if cfg.model == "rtdetr":  # attention needs a gentler step (the helper's probe, models.py docstring)
+            out.update(lr=1e-3, clip_grad=1.0, weight_decay=1e-4)
         return out
 
     def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle:
