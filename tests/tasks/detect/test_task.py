@@ -87,3 +87,14 @@ def test_cli_predict_writes_coco_json_yolo_txt_and_pictures(trained, tmp_path):
     lines = (out / "000001_img.txt").read_text().splitlines()
     assert len(lines) == len(row["detections"]) and len(lines[0].split()) == 6
     assert Image.open(out / "000001_img.jpg").size == (64, 64)
+
+
+def test_predict_pads_to_the_batch_rectangle_not_a_square():
+    from pixelmind.tasks.base import Meta
+    from pixelmind.tasks.detect.task import _rect_batch
+
+    meta = Meta(task="detect", model="pmdet_n", class_names=["a"], imgsz=320)
+    wide, tall = Image.new("RGB", (400, 300)), Image.new("RGB", (100, 400))
+    assert tuple(_rect_batch([wide], meta).shape) == (1, 3, 256, 320)  # 320 x 240 padded to 256
+    assert tuple(_rect_batch([tall], meta).shape) == (1, 3, 320, 96)
+    assert tuple(_rect_batch([wide, tall], meta).shape) == (2, 3, 320, 320)

@@ -173,7 +173,10 @@ class DetectTask(Task):
                 max_det: int = 100, **_: Any) -> list[DetectResult]:  # fmt: skip
         """Detections for PIL images, boxes in each image's own pixels."""
         t0 = time.perf_counter()
-        x = torch.stack([self.preprocess(meta)(im) for im in images]).to(model_device(model))
+        if model_info(meta.model).kind == "cnn":
+            x = _rect_batch(images, meta).to(model_device(model))
+        else:  # a DETR export keeps the query count of its export size: the square canvas it was exported at
+            x = torch.stack([self.preprocess(meta)(im) for im in images]).to(model_device(model))
         dets = postprocess(raw_outputs(model, x, meta.num_classes), score_thresh=conf, iou_thresh=iou, max_det=max_det,
                            image_size=tuple(x.shape[-2:]))  # fmt: skip
         seconds = (time.perf_counter() - t0) / max(len(images), 1)
@@ -186,6 +189,23 @@ class DetectTask(Task):
 
     def export_parts(self, model, inputs):
         return [("", PackedOutputs(model).eval(), inputs)]
+
+
+def _rect_batch(images: Sequence[Any], meta: Meta, stride: int = 32) -> torch.Tensor:
+    """Images letterboxed to ``imgsz`` on their long side and padded only up to the batch's largest
+    stride multiple (not to a square): a 4:3 photo at 320 px runs 320 x 256, 20% fewer pixels.
+    The top-left placement is the square letterbox's, so :func:`unletterbox` applies unchanged."""
+    from torchvision.transforms import v2
+
+    from pixelmind.tasks.detect.data import letterbox
+    from pixelmind.tasks.segment.data import uint8_tensor
+
+    canvases = [letterbox(uint8_tensor(im), meta.imgsz)[0] for im in images]
+    sizes = [(round(im.height * meta.imgsz / max(im.size)), round(im.width * meta.imgsz / max(im.size))) for im in images]
+    h = min(meta.imgsz, -(-max(s[0] for s in sizes) // stride) * stride)
+    w = min(meta.imgsz, -(-max(s[1] for s in sizes) // stride) * stride)
+    normalize = v2.Normalize(meta.mean, meta.std)
+    return torch.stack([normalize(c[:, :h, :w].float() / 255) for c in canvases])
 
 
 def unletterbox(boxes: torch.Tensor, scale: float, size: list[int]) -> torch.Tensor:
