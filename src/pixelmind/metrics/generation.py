@@ -108,7 +108,10 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        try:
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        except ImportError:
+            raise ConfigError("--fid-weights needs torch-fidelity: pip install 'pixelmind[fid]' (or torch-fidelity)") from None
 
         self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
 

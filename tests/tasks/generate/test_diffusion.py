@@ -14,13 +14,8 @@ from pixelmind.tasks.generate.diffusion import (
     ddpm,
     dit,
 )
-from pixelmind.tasks.generate.models import MODELS, load_models
+from pixelmind.tasks.generate.models import MODELS, TINY, load_models
 
-# the tiny variants (the same entries as pixelmind.tasks.generate.models.TINY)
-TINY = {
-    "ddpm": {"width": 8, "mults": (1, 2, 2), "attention": (2,), "dropout": 0.0},
-    "dit": {"dim": 32, "depth": 2, "heads": 2, "patch": 4},
-}
 BUILDERS = {"ddpm": ddpm, "dit": dit}
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: a second thread only spins (conftest)

@@ -15,6 +15,7 @@ from PIL import Image
 from pixelmind.api import Model
 from pixelmind.engine.rundir import read_results_csv
 from pixelmind.errors import ConfigError
+from pixelmind.tasks.generate.models import TINY
 
 TINY_GAN = "model_kwargs={width: 8, latent_dim: 16}"
 
@@ -133,7 +134,7 @@ def test_unconditional_gan_on_an_image_folder_and_a_tiny_ddpm(tmp_path):
 
     d = Model("ddpm", task="generate")
     d.train(data="digits", epochs=1, limit=32, batch=16, imgsz=32, workers=0, device="cpu", sample_steps=2,
-            project=str(tmp_path / "runs"), model_kwargs={"width": 8, "mults": [1, 2], "attention": [1], "dropout": 0.0})  # fmt: skip
+            project=str(tmp_path / "runs"), model_kwargs=TINY["ddpm"])  # fmt: skip
     assert (d.run_dir / "samples" / "epoch_001.png").is_file()
     a, b = d.generate(n=2, class_name="3", seed=4, steps=2), d.generate(n=2, class_name="3", seed=4, steps=2)
     assert np.array_equal(np.asarray(a[1]), np.asarray(b[1]))

@@ -33,7 +33,7 @@ MODELS: Registry = Registry("generation model")
 TINY: dict[str, dict] = {
     "gan": {"width": 8, "latent_dim": 16},
     "gan_l": {"width": 8, "latent_dim": 16},
-    "ddpm": {"width": 8, "mults": (1, 2), "attention": (1,), "dropout": 0.0},
+    "ddpm": {"width": 8, "mults": (1, 2, 2), "attention": (2,), "dropout": 0.0},  # attention at 8 px: 5x cheaper than at 16
     "dit": {"dim": 32, "depth": 2, "heads": 2, "patch": 4},
 }
 
