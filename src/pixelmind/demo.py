@@ -111,21 +111,13 @@ def _compress_demo(project: str, epochs: int | None, console) -> Path:
 
 def _segment_demo(project: str, epochs: int | None, console) -> Path:
     """A U-Net trained from scratch on the built-in shapes; masks and overlays of a few validation images."""
-    from PIL import Image
-
     from pixelmind.api import Model
-    from pixelmind.data.shapes import shapes_indices, shapes_sample
 
     console.print("[bold]pixelmind demo[/]: segment circles, squares and triangles (built-in `shapes`, 64 px) on the CPU")
     model = Model("unet_s", task="segment")
     # 12 of the recipe's 35 epochs: a demo of a few minutes (the full recipe: mIoU 0.91, bench/RESULTS.md §10)
     metrics = model.train(data="shapes", epochs=epochs or 12, project=project, name="demo", console=console)
-    samples = Path(tempfile.mkdtemp(prefix="pixelmind-demo-"))
-    paths = []
-    for i in shapes_indices("val")[:4]:
-        path = samples / f"shapes_{i}.png"
-        Image.fromarray(shapes_sample(i, size=64).image).save(path)
-        paths.append(path)
+    paths = _shapes_val_images()
     out = model.run_dir / "predictions"
     rows = model.predict(paths, save_dir=out)
     console.print("\n[bold]predictions[/] (pixel share per class) on a few validation images:")
@@ -133,32 +125,19 @@ def _segment_demo(project: str, epochs: int | None, console) -> Path:
         console.print(f"  {path.name}: " + ", ".join(f"{k} {v:.1%}" for k, v in row["classes"].items()))
     console.print(f"\nval mIoU: [bold]{metrics['miou']:.3f}[/]  pixel accuracy {metrics['pixel_acc']:.3f}"
                   f"{'  (a short demo run; the default 35 epochs reach about 0.91)' if not epochs else ''}")
-    console.print(f"run directory: {model.run_dir}")
-    console.print(f"  report:  {model.run_dir / 'report.md'}")
-    console.print(f"  plots:   {model.run_dir / 'plots'}")
-    console.print(f"  weights: {model.weights_path}")
-    console.print(f"  overlays and index masks (*_mask.png): {out}")
-    console.print(f"next: pixelmind predict --weights {model.weights_path} --source YOUR_IMAGE.png --save")
+    _print_run(console, model, "plots", "overlays and index masks (*_mask.png)", out, "YOUR_IMAGE.png --save")
     return model.run_dir
 
 
 def _detect_demo(project: str, epochs: int | None, console) -> Path:
     """The default detector trained from scratch on the built-in shapes; boxes drawn on a few validation images."""
-    from PIL import Image
-
     from pixelmind.api import Model
-    from pixelmind.data.shapes import shapes_indices, shapes_sample
 
     console.print("[bold]pixelmind demo[/]: detect circles, squares and triangles (built-in `shapes`, 64 px) on the CPU")
     model = Model("pmdet_s", task="detect")
     # 8 of the recipe's 18 epochs: a demo of a few minutes (the full recipe: bench/RESULTS.md, detection on shapes)
     metrics = model.train(data="shapes", epochs=epochs or 8, project=project, name="demo", console=console)
-    samples = Path(tempfile.mkdtemp(prefix="pixelmind-demo-"))
-    paths = []
-    for i in shapes_indices("val")[:4]:
-        path = samples / f"shapes_{i}.png"
-        Image.fromarray(shapes_sample(i, size=64).image).save(path)
-        paths.append(path)
+    paths = _shapes_val_images()
     out = model.run_dir / "predictions"
     rows = model.predict(paths, save_dir=out)
     console.print("\n[bold]detections[/] (score >= 0.25) on a few validation images:")
@@ -167,12 +146,7 @@ def _detect_demo(project: str, epochs: int | None, console) -> Path:
         console.print(f"  {path.name}: {found}")
     console.print(f"\nval mAP50: [bold]{metrics['map50']:.3f}[/]  mAP50-95 {metrics['map']:.3f}"
                   f"{'  (a short demo run; the default 18 epochs train longer)' if not epochs else ''}")
-    console.print(f"run directory: {model.run_dir}")
-    console.print(f"  report:  {model.run_dir / 'report.md'}")
-    console.print(f"  plots (PR curves, confusion matrix): {model.run_dir / 'plots'}")
-    console.print(f"  weights: {model.weights_path}")
-    console.print(f"  annotated images and YOLO txt: {out}")
-    console.print(f"next: pixelmind predict --weights {model.weights_path} --source YOUR_IMAGE.jpg --save")
+    _print_run(console, model, "plots (PR curves, confusion matrix)", "annotated images and YOLO txt", out, "YOUR_IMAGE.jpg --save")
     return model.run_dir
 
 
@@ -197,3 +171,28 @@ def _generate_demo(project: str, epochs: int | None, console) -> Path:
     console.print("  FID/KID: train with --feature-weights (a digits classifier's weights, e.g. from `pixelmind demo`) to measure them")
     console.print(f"next: pixelmind generate --weights {model.weights_path} --n 16 --class 7 --seed 1 -o sevens/")
     return model.run_dir
+
+
+def _shapes_val_images(n: int = 4) -> list[Path]:
+    """The first ``n`` validation images of the built-in shapes, written as PNGs to a temporary folder."""
+    from PIL import Image
+
+    from pixelmind.data.shapes import shapes_indices, shapes_sample
+
+    folder = Path(tempfile.mkdtemp(prefix="pixelmind-demo-"))
+    paths = []
+    for i in shapes_indices("val")[:n]:
+        path = folder / f"shapes_{i}.png"
+        Image.fromarray(shapes_sample(i, size=64).image).save(path)
+        paths.append(path)
+    return paths
+
+
+def _print_run(console, model, plots: str, outputs: str, out: Path, source: str) -> None:
+    """Where the run's report, plots, weights and predictions are, and the next command to try."""
+    console.print(f"run directory: {model.run_dir}")
+    console.print(f"  report:  {model.run_dir / 'report.md'}")
+    console.print(f"  {plots}: {model.run_dir / 'plots'}")
+    console.print(f"  weights: {model.weights_path}")
+    console.print(f"  {outputs}: {out}")
+    console.print(f"next: pixelmind predict --weights {model.weights_path} --source {source}")
