@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from detect_helpers import no_objects, recall_at_iou50, shapes_batch
 from torchvision.ops import box_iou
 
-from pixelmind.data.shapes import shapes_sample
 from pixelmind.errors import ConfigError
 from pixelmind.tasks.detect.assign import anchor_points, task_aligned_assign
 from pixelmind.tasks.detect.loss import pad_targets
@@ -18,24 +18,11 @@ from pixelmind.tasks.detect.postprocess import postprocess
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: a second thread only spins (conftest)
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 def tiny(name: str, num_classes: int = 3):
     torch.manual_seed(0)
     return build_detector(name, num_classes, **TINY[name])
-
-
-def shapes_batch(indices) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
-    samples = [shapes_sample(i) for i in indices]
-    x = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 255
-    targets = [{"boxes": torch.from_numpy(s.boxes), "labels": torch.from_numpy(s.labels)} for s in samples]
-    return (x - MEAN) / STD, targets
-
-
-def no_objects() -> dict[str, torch.Tensor]:
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
 
 
 def test_registry_names_kinds_and_tiny_variants():
@@ -182,13 +169,7 @@ def test_tiny_model_overfits_four_shapes_images():  # about 5 s; seeds 0-3 reach
     model.eval()
     with torch.no_grad():
         dets = postprocess(model(x), score_thresh=0.25)
-    found = total = 0
-    for d, t in zip(dets, targets):
-        total += len(t["labels"])
-        if len(d["labels"]):
-            iou = box_iou(t["boxes"], d["boxes"]) * (t["labels"][:, None] == d["labels"][None])
-            found += int((iou.max(1).values >= 0.5).sum())
-    assert found / total >= 0.75
+    assert recall_at_iou50(dets, targets) >= 0.75
 
 
 def test_unknown_name_and_options_raise_config_errors():

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from detect_helpers import no_objects, recall_at_iou50, shapes_batch
 from torchvision.ops import box_iou
 
-from pixelmind.data.shapes import shapes_sample
 from pixelmind.errors import ConfigError
 from pixelmind.tasks.detect.postprocess import postprocess
 from pixelmind.tasks.detect.rtdetr import RTDETR, TINY_CFG, MSDeformAttn, register, rtdetr
@@ -17,24 +17,11 @@ from pixelmind.tasks.detect.rtdetr_loss import denoising_queries, hungarian_matc
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: a second thread only spins (conftest)
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 def tiny(num_classes: int = 3, **kwargs) -> RTDETR:
     torch.manual_seed(0)
     return rtdetr(num_classes, **{**TINY_CFG, **kwargs})
-
-
-def shapes_batch(indices) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
-    samples = [shapes_sample(i) for i in indices]
-    x = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 255
-    targets = [{"boxes": torch.from_numpy(s.boxes), "labels": torch.from_numpy(s.labels)} for s in samples]
-    return (x - MEAN) / STD, targets
-
-
-def no_objects() -> dict[str, torch.Tensor]:
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
 
 
 def test_eval_outputs_are_logits_and_pixel_boxes_like_the_cnn_detector():
@@ -213,13 +200,7 @@ def test_tiny_model_overfits_four_shapes_images():
     model.eval()
     with torch.no_grad():
         dets = postprocess(model(x), score_thresh=0.25)
-    found = total = 0
-    for d, t in zip(dets, targets):
-        total += len(t["labels"])
-        if len(d["labels"]):
-            iou = box_iou(t["boxes"], d["boxes"]) * (t["labels"][:, None] == d["labels"][None])
-            found += int((iou.max(1).values >= 0.5).sum())
-    assert found / total >= 0.75
+    assert recall_at_iou50(dets, targets) >= 0.75
 
 
 def test_register_adds_the_model_to_a_registry():
