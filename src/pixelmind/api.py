@@ -67,10 +67,12 @@ class Model:
         else:
             import json
 
+            from pixelmind.optimize.structure import build_network
+
             state, meta, raw = ckpt.load_weights(path)
             config = json.loads(raw.get("config", "{}"))
             task = get_task(meta.task)
-            net = task.build_model(TrainConfig(task=meta.task, data=config.get("data", "?")), meta)
+            net = build_network(task, TrainConfig(task=meta.task, data=config.get("data", "?")), meta)
             try:
                 net.load_state_dict(state)
             except RuntimeError as err:
@@ -91,6 +93,7 @@ class Model:
         config: str | Path | dict | None = None,
         resume: str | Path | None = None,
         console=None,
+        _network: tuple[torch.nn.Module, Meta] | None = None,
         **overrides: Any,
     ) -> dict[str, float]:
         """Train and leave a run directory; returns the best weights' validation metrics.
@@ -100,8 +103,11 @@ class Model:
             config: a YAML file or dict of :class:`~pixelmind.config.TrainConfig` fields.
             resume: a run directory or its ``weights/last.safetensors`` to continue.
             overrides: any TrainConfig field (``epochs=5``, ``lr=1e-3`` ...).
+            _network: ``(network, its Meta)`` to train instead of a freshly built one (a pruned
+                network: :func:`pixelmind.optimize.prune.finetune_pruned`); ``config`` is then complete.
         """
         from pixelmind.engine.trainer import Trainer
+        from pixelmind.optimize.structure import build_network, pruned_summary
 
         resume_path = _resolve_resume(resume) if resume else None
         if resume_path is not None:
@@ -117,8 +123,10 @@ class Model:
                 raise ConfigError(f"task: config says {base['task']!r} but the model is for {self.task.name!r}")
             cfg = make_config(base, data=data, model=self.model_name, **overrides)
             cfg = cfg.filled(self.task.recipe(cfg))
-            meta = None
+            meta = _network[1] if _network is not None else None
         bundle = self.task.load_data(cfg, meta)
+        if meta is not None and (pruned := pruned_summary(meta)):
+            bundle.summary["pruned model"] = pruned  # in report.md, also after a resume
         if meta is None:
             meta = Meta(task=self.task.name, model=cfg.model, class_names=bundle.class_names, imgsz=cfg.imgsz,
                         model_kwargs=dict(cfg.model_kwargs or {}),
@@ -126,8 +134,8 @@ class Model:
         from accelerate.utils import set_seed
 
         set_seed(cfg.seed)  # the initial weights depend on the seed alone (same on every DDP process)
-        net = self.task.build_model(cfg, meta)
-        if cfg.weights and resume_path is None:
+        net = _network[0] if _network is not None else build_network(self.task, cfg, meta)
+        if cfg.weights and resume_path is None and _network is None:
             self.load_messages = ckpt.load_state_into(net, cfg.weights)
             for msg in self.load_messages:
                 (console.print if console else print)(msg)
@@ -375,6 +383,20 @@ class Model:
                 raise PixelmindError(f"{part_path}: parity check failed: max |difference| {diff:.3g} > tolerance {tolerance:g}")
             self.exported.append((part_path, diff))
         return max(self.exported, key=lambda pd: pd[1]) if len(self.exported) > 1 else self.exported[0]
+
+    def optimize(self, out_dir: str | Path, data: str | None = None, quantize: str | None = None, prune: float | None = None,
+                 distill: bool = False, **options: Any) -> dict[str, Any]:  # fmt: skip
+        """INT8-quantize and/or prune this model into ``out_dir`` and measure what it cost; returns the report.
+
+        See :func:`pixelmind.optimize.pipeline.optimize` for the options (``calibration``, ``max_drop``, ``epochs`` ...).
+
+        Example:
+            >>> Model.load("best.safetensors").optimize("opt", quantize="int8")["speedup_b1"]  # doctest: +SKIP
+            2.3
+        """
+        from pixelmind.optimize.pipeline import optimize
+
+        return optimize(self, out_dir, data=data, quantize=quantize, prune=prune, distill=distill, **options)
 
     def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor | list[torch.Tensor]:
         """Real validation images when the training data is reachable, else seeded noise.

@@ -64,6 +64,7 @@ def train(
     config: Optional[Path] = typer.Option(None, help="YAML file of config keys"),
     resume: Optional[Path] = typer.Option(None, help="run directory or its weights/last.safetensors"),
     weights: Optional[str] = typer.Option(None, help="start from local weights (.safetensors or .pth)"),
+    teacher: Optional[str] = typer.Option(None, help="distil from this .safetensors model of the same task and classes"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained", help="timm hub weights (needs network)"),
     optimizer: Optional[str] = typer.Option(None, help="adamw | sgd"),
     precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16"),
@@ -89,7 +90,7 @@ def train(
     from pixelmind.api import Model
 
     overrides = dict(
-        epochs=epochs, imgsz=imgsz, batch=batch, lr=lr, device=device, name=name, project=project, weights=weights,
+        epochs=epochs, imgsz=imgsz, batch=batch, lr=lr, device=device, name=name, project=project, weights=weights, teacher=teacher,
         pretrained=pretrained, optimizer=optimizer, precision=precision, workers=workers, seed=seed, patience=patience,
         ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction, degradation=degradation, scale=scale, quality=quality,
         limit=limit, fid_weights=fid_weights, feature_weights=feature_weights, sample_steps=sample_steps, guidance=guidance,
@@ -342,23 +343,6 @@ def rd(
 
 
 @app.command()
-def export(
-    weights: Path = typer.Option(..., help="pixelmind .safetensors weights"),
-    format: str = typer.Option("onnx", help="onnx | torchscript"),
-    out: Optional[Path] = typer.Option(None, help="output file (default: beside the weights)"),
-    data: Optional[str] = typer.Option(None, help="images for the parity check (default: the training data)"),
-    tolerance: float = typer.Option(1e-3, help="largest allowed |output difference| against PyTorch"),
-) -> None:
-    """Export weights to ONNX or TorchScript and check parity against PyTorch."""
-    from pixelmind.api import Model
-
-    model = Model.load(weights)
-    model.export(format, out, data=data, tolerance=tolerance)
-    for path, diff in model.exported:
-        typer.echo(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB); parity: max |difference| {diff:.3g} <= {tolerance:g}")
-
-
-@app.command()
 def check(
     task: str = typer.Option("classify"),
     data: str = typer.Option(..., help="data set to check"),
@@ -479,6 +463,13 @@ def serve(
     if api_key:
         typer.echo("API key required on /v1 (X-API-Key or Authorization: Bearer)")
     uvicorn.run(fastapi_app, host=host, port=port, log_level="info")
+
+
+from pixelmind.export.cli import export  # noqa: E402 - verbs in modules of their own import the helpers above
+from pixelmind.optimize.cli import optimize  # noqa: E402
+
+for _verb in (export, optimize):
+    app.command()(_verb)
 
 
 def main() -> None:

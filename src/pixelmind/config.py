@@ -60,6 +60,10 @@ class TrainConfig(BaseModel):
     exist_ok: bool = False
     pretrained: bool = False
     weights: str | None = Field(None, description="local safetensors/.pth to start from")
+    # knowledge distillation: loss = (1 - distill_alpha) * task loss + distill_alpha * distillation loss
+    teacher: str | None = Field(None, description="a pixelmind .safetensors weights file of the same task and classes to distil from")
+    distill_alpha: float = Field(0.5, ge=0, le=1, description="with teacher: weight of the distillation term (0 = task loss only)")
+    distill_temperature: float = Field(4.0, gt=0, description="with teacher: softmax temperature of the KL terms (classify, segment)")
     val_fraction: float = Field(0.2, gt=0, lt=1)
     augment: Literal["none", "light", "trivial", "randaugment"] | None = None
     mixup: float = Field(0.0, ge=0)

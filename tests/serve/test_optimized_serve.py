@@ -6,7 +6,6 @@ import io
 
 import httpx
 import pytest
-
 from PIL import Image
 
 from pixelmind.api import Model

@@ -102,6 +102,8 @@ class Trainer:
         self.task, self.cfg, self.meta, self.bundle = task, cfg, meta, bundle
         self.acc = make_accelerator(cfg)
         self.is_main = self.acc.is_main_process
+        # checked before the run directory exists, so that a refused teacher leaves no empty run behind
+        self.teacher, self.teacher_meta = self._load_teacher()
         self.run_dir = self._shared_run_dir(resume_from)
         self.log = RunLog(self.run_dir / "train.log" if self.is_main else None, console, enabled=self.is_main)
         self.skipped: dict[str, str] = {}
@@ -125,6 +127,16 @@ class Trainer:
         self.schedulers = [s for _, s in pairs]
         self.ema = ModelEMA(self.acc.unwrap_model(self.model), cfg.ema_decay) if cfg.ema else None
         task.setup_training(cfg, meta)
+
+    def _load_teacher(self) -> tuple[torch.nn.Module | None, Meta | None]:
+        """With ``cfg.teacher``: the frozen teacher on the training device, under the run's autocast, and its Meta."""
+        if not self.cfg.teacher:
+            return None, None
+        from pixelmind.engine.distill import load_teacher
+
+        net, teacher_meta = load_teacher(self.task, self.cfg, self.meta)
+        # evaluation mode: device placement and mixed precision only, no DDP wrapper (it is never trained)
+        return self.acc.prepare_model(net, evaluation_mode=True), teacher_meta
 
     def _shared_run_dir(self, resume_from: Path | None) -> Path:
         from accelerate.utils import broadcast_object_list
@@ -206,6 +218,11 @@ class Trainer:
             for p in frozen:
                 p.requires_grad_(True)
 
+    def _step(self, batch: Any, step: int, optimizer_idx: int) -> dict[str, torch.Tensor]:
+        if self.teacher is not None:  # only tasks with one optimizer distil (Task.check_teacher refused the others)
+            return self.task.distillation_step(self.model, self.teacher, batch, step, self.cfg)
+        return self.task.training_step(self.model, batch, step, optimizer_idx)
+
     def train_epoch(self, epoch: int, progress) -> dict[str, float]:
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
@@ -219,7 +236,7 @@ class Trainer:
             with self.acc.accumulate(self.model):
                 for i, opt in enumerate(self.optimizers):
                     with self._only_params_of(i):
-                        out = self.task.training_step(self.model, batch, step, i)
+                        out = self._step(batch, step, i)
                         self.acc.backward(out["loss"])
                     if self.cfg.clip_grad and self.acc.sync_gradients:
                         self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
@@ -373,9 +390,14 @@ class Trainer:
 
     def _describe(self) -> str:
         n_params = sum(p.numel() for p in self.raw_model.parameters())
-        return (f"{self.task.name}: {self.meta.model} ({n_params / 1e6:.2f}M params) on {self.acc.device}"
+        line = (f"{self.task.name}: {self.meta.model} ({n_params / 1e6:.2f}M params) on {self.acc.device}"
                 f" x{self.acc.num_processes}, {len(self.bundle.train)} train / {len(self.bundle.val)} val samples,"
                 f" {self.cfg.epochs} epochs, batch {self.cfg.batch}, imgsz {self.cfg.imgsz}, {self.cfg.precision}")  # fmt: skip
+        if self.teacher is not None:
+            t_params = sum(p.numel() for p in self.teacher.parameters())
+            line += (f", distilling from teacher {self.cfg.teacher} ({self.teacher_meta.model}, {t_params / 1e6:.2f}M params;"
+                     f" alpha {self.cfg.distill_alpha:g}, temperature {self.cfg.distill_temperature:g})")  # fmt: skip
+        return line
 
     def _tensorboard(self):
         if not self.is_main:

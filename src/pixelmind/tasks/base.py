@@ -15,6 +15,12 @@ A task is one object (a :class:`Task` subclass instance) with these members:
   ``primary_metric`` / ``metric_mode`` pick the best checkpoint and drive early stopping.
 * ``predict(model, images, meta) -> list[Result]``; a :class:`Result` has ``to_dict()``
   (JSON-safe) and ``render(image) -> PIL.Image``.
+* optional, for ``train --teacher W`` (knowledge distillation): ``distillation_step(model, teacher,
+  batch, step, cfg) -> dict[str, Tensor]`` takes ``training_step``'s place with a frozen teacher
+  network of the same task and classes; it returns ``"loss"`` = ``(1 - cfg.distill_alpha) * task
+  loss + cfg.distill_alpha * distillation loss`` and logs ``"loss_task"`` and ``"loss_distill"``.
+  ``check_teacher(meta, teacher_meta)`` refuses, before training, a teacher the task cannot
+  distil from. The defaults refuse distillation (generate, compress).
 * ``preprocess(meta)``: PIL image -> input tensor, the same in training-time validation,
   predict, export and serve; ``meta`` (:class:`Meta`) is stored in every weights file.
 
@@ -45,6 +51,15 @@ How the six tasks fit without the engine knowing any of them:
 
 Tasks may override ``collate``, ``on_epoch_end``, ``finalize`` and ``export_parts``; nothing else in pixelmind branches on a
 task's name.
+
+Optimization hooks (``pixelmind optimize``): ``calibration_inputs`` (INT8 calibration images as the
+network sees them), ``optimize_max_drop`` (the default parity gate in the primary metric's units)
+and ``optimize_unsupported`` (a one-line reason to refuse). ``prune_ignored_layers(model) -> list[nn.Module]``
+(``optimize --prune``, :mod:`pixelmind.optimize.prune`) names the layers whose output channels structured
+pruning must keep: classifier heads, box and class predictors, segmentation heads, image-output
+convolutions and the convolutions before a PixelShuffle (their inputs are still narrowed); it
+raises a one-line ConfigError for a model it cannot prune (a DETR, Mask R-CNN, a Transformer whose
+attention reshapes by head). The default refuses the task.
 """
 
 from __future__ import annotations
@@ -56,6 +71,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pixelmind.errors import ConfigError
 from pixelmind.registry import Registry
 
 
@@ -127,6 +143,10 @@ class Task(ABC):
     defaults: dict[str, Any] = {}
     #: the model takes images of any height and width (exports leave them dynamic)
     dynamic_image_size: bool = False
+    #: why ``pixelmind optimize`` refuses this task (None: it supports it)
+    optimize_unsupported: str | None = None
+    #: the largest primary-metric drop ``optimize`` accepts by default (1 point of a 0-1 metric)
+    optimize_max_drop: float = 0.01
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
         """The default recipe for this data: values for every config field the user left as None."""
@@ -146,6 +166,38 @@ class Task(ABC):
 
     @abstractmethod
     def training_step(self, model: Any, batch: Any, step: int, optimizer_idx: int = 0) -> dict[str, Any]: ...
+
+    def distillation_step(self, model: Any, teacher: Any, batch: Any, step: int, cfg: Any) -> dict[str, Any]:
+        """``training_step`` with a frozen ``teacher`` network (``train --teacher W``); the default refuses.
+
+        Returns ``"loss"`` = ``(1 - cfg.distill_alpha) * task loss + cfg.distill_alpha * distillation
+        loss`` plus the logged parts ``"loss_task"`` and ``"loss_distill"``
+        (:func:`pixelmind.nn.distill.blend`). The teacher sees the same inputs as the student.
+
+        Example:
+            >>> from pixelmind.tasks import get_task
+            >>> get_task("generate").distillation_step(None, None, None, 0, None)  # doctest: +IGNORE_EXCEPTION_DETAIL
+            Traceback (most recent call last):
+            pixelmind.errors.ConfigError: teacher: the generate task has no distillation loss (supported: ...)
+        """
+        raise ConfigError(self._no_distillation())
+
+    def check_teacher(self, meta: Meta, teacher_meta: Meta) -> None:
+        """Refuse, before training, a teacher (its :class:`Meta`) this task cannot distil from into ``meta``'s model.
+
+        The engine checks the task before and the classes and preprocessing after this hook
+        (:mod:`pixelmind.engine.distill`) and adds the file's name to the message. The default
+        refuses every teacher when the task defines no :meth:`distillation_step`.
+        """
+        if type(self).distillation_step is Task.distillation_step:
+            raise ConfigError(self._no_distillation())
+
+    def _no_distillation(self) -> str:
+        from pixelmind.tasks import TASK_NAMES, get_task
+
+        # asked of the tasks themselves, so that the list cannot go stale (an error path: importing them is fine)
+        supported = [n for n in TASK_NAMES if type(get_task(n)).distillation_step is not Task.distillation_step]
+        return f"teacher: the {self.name} task has no distillation loss (supported: {', '.join(supported)})"
 
     @abstractmethod
     def validation_step(self, model: Any, batch: Any) -> tuple[Any, Any]: ...
@@ -173,6 +225,43 @@ class Task(ABC):
 
     def on_epoch_end(self, model: Any, epoch: int, run_dir: Path) -> None:  # noqa: B027 - an optional hook
         """Called on the main process after each epoch's validation with the evaluation model (e.g. to write samples)."""
+
+    def calibration_inputs(self, dataset: Any, meta: Meta, n: int, seed: int = 0) -> list[Any]:
+        """Up to ``n`` network inputs ``[C, H, W]`` drawn (seeded) from ``dataset``, for INT8 calibration.
+
+        ``dataset`` is the training split loaded without augmentation; unreadable samples are left out.
+        """
+        import torch
+
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+        out = []
+        for i in order:
+            item = dataset[i]
+            x = item[0] if isinstance(item, tuple) else item
+            if torch.is_tensor(x):
+                out.append(x)
+            if len(out) == n:
+                break
+        return out
+
+    def prune_ignored_layers(self, model: Any) -> list[Any]:
+        """The layers of ``model`` whose output channels structured pruning must keep; the default refuses.
+
+        Their input channels may still go (a classifier head loses the features pruned before it).
+        A task raises ``ConfigError("<task>: pruning is not supported: <reason>")`` for a model it
+        cannot prune.
+
+        Example:
+            >>> from pixelmind.tasks import get_task
+            >>> get_task("compress").prune_ignored_layers(None)  # doctest: +IGNORE_EXCEPTION_DETAIL
+            Traceback (most recent call last):
+            pixelmind.errors.ConfigError: compress: pruning is not supported: a bitstream must decode ...
+        """
+        raise ConfigError(self.pruning_unsupported(self.optimize_unsupported or "the task names no layers that must keep their channels"))
+
+    def pruning_unsupported(self, reason: str) -> str:
+        """The one-line refusal of :meth:`prune_ignored_layers`."""
+        return f"{self.name}: pruning is not supported: {reason}"
 
     def finalize(self, model: Any, val_loader: Any, meta: Meta, cfg: Any) -> dict[str, Any]:
         """Called once after training with the best weights; returns updates to ``meta.extra``."""

@@ -84,6 +84,18 @@ class ClassifyTask(Task):
     def build_model(self, cfg: Any, meta: Meta) -> torch.nn.Module:
         return build_classifier(meta.model, meta.num_classes, meta.imgsz, pretrained=getattr(cfg, "pretrained", False))
 
+    def prune_ignored_layers(self, model) -> list[torch.nn.Module]:
+        """The classifier (one output per class) and, in Vision Transformers, the qkv projections.
+
+        timm's attention splits qkv outputs into heads of a fixed width, which channel groups do not
+        follow; with qkv kept, a ViT loses embedding and MLP channels only.
+        """
+        heads = model.get_classifier() if hasattr(model, "get_classifier") else [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1:]
+        heads = list(heads) if isinstance(heads, (tuple, list)) else [heads]
+        attention = [m for name, m in model.named_modules()
+                     if name.rsplit(".", 1)[-1] in ("qkv", "q", "k", "v", "kv") or isinstance(m, torch.nn.MultiheadAttention)]  # fmt: skip
+        return heads + attention
+
     def setup_training(self, cfg: Any, meta: Meta) -> None:
         from pixelmind.data.batch_transforms import BatchAugment
         from pixelmind.data.transforms import batch_mix
@@ -97,7 +109,8 @@ class ClassifyTask(Task):
             scale=(0.75, 1.0) if light else (1.0, 1.0), ratio=(0.85, 1.18) if light else (1.0, 1.0),
         )  # fmt: skip
 
-    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
+    def _task_loss(self, model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(cross-entropy, logits, the images the model saw)``: augmented, mixed when mixup/cutmix are on."""
         images, labels = batch
         if images.dtype == torch.uint8:
             images = self._batch_augment(images)
@@ -106,8 +119,19 @@ class ClassifyTask(Task):
         if mix is not None:
             images, labels = mix(images, labels)
         logits = model(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=getattr(self, "_smoothing", 0.0))
-        return {"loss": loss}
+        return F.cross_entropy(logits, labels, label_smoothing=getattr(self, "_smoothing", 0.0)), logits, images
+
+    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
+        return {"loss": self._task_loss(model, batch)[0]}
+
+    def distillation_step(self, model, teacher, batch, step: int, cfg: Any) -> dict[str, torch.Tensor]:
+        """Cross-entropy plus the softened-logits KL to the teacher, which sees the same (mixed) images."""
+        from pixelmind.nn.distill import blend, softmax_kl
+
+        loss, logits, images = self._task_loss(model, batch)
+        with torch.no_grad():
+            teacher_logits = teacher(images)
+        return blend(loss, softmax_kl(logits, teacher_logits, cfg.distill_temperature), cfg.distill_alpha)
 
     def validation_step(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
@@ -140,6 +164,13 @@ class ClassifyTask(Task):
         tf = self.preprocess(meta)
         x = torch.stack([tf(im) for im in images]).to(model_device(model))
         return self.postprocess(model(x), meta, topk)
+
+    def calibration_inputs(self, dataset, meta: Meta, n: int, seed: int = 0) -> list[torch.Tensor]:
+        """In-memory training images come as uint8 (normalized on the device in training): normalize them here."""
+        from pixelmind.data.batch_transforms import normalize_uint8
+
+        images = super().calibration_inputs(dataset, meta, n, seed)
+        return [normalize_uint8(x[None], meta.mean, meta.std)[0] if x.dtype == torch.uint8 else x for x in images]
 
     def finalize(self, model, val_loader, meta: Meta, cfg: Any) -> dict[str, Any]:
         """With ``calibrate``: fit a temperature on the validation logits and store it in the weights."""

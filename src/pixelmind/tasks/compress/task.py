@@ -98,6 +98,10 @@ class CompressTask(Task):
     models = MODELS
     primary_metric = "rd_loss"
     metric_mode = "min"
+    optimize_unsupported = (
+        "a bitstream must decode to the same image on every machine: the integer entropy-coding tables are "
+        "fixed on the fp32 transforms, and an INT8 or pruned transform would need new tables and a retrained "
+        "rate-distortion trade-off (train a smaller --quality/model instead)")
     dynamic_image_size = True
     defaults = {
         "model": "mean_scale_s",

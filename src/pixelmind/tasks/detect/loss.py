@@ -31,11 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
+from pixelmind.nn.distill import sigmoid_kl
 from pixelmind.tasks.detect.assign import anchor_points, task_aligned_assign
 
 ClsLoss = Literal["qfl", "vfl", "bce"]
 
-__all__ = ["ClsLoss", "classification_loss", "detection_loss", "pad_targets"]
+__all__ = ["ClsLoss", "classification_loss", "detection_loss", "distillation_loss", "pad_targets"]
 
 
 def pad_targets(targets: Sequence[dict], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -127,3 +128,31 @@ def detection_loss(
         loss_box = boxes.sum() * 0.0  # keeps the graph (and DDP's gradient sync) whole
     loss = cls_weight * loss_cls + box_weight * loss_box
     return {"loss": loss, "loss_cls": loss_cls.detach(), "loss_box": loss_box.detach()}
+
+
+def distillation_loss(cls_logits: Tensor, boxes: Tensor, teacher_logits: Tensor, teacher_boxes: Tensor) -> tuple[Tensor, Tensor]:
+    """``(class term, box term)`` of a student's raw outputs against a teacher's at the same anchor points.
+
+    Class term: the binary KL of the student's sigmoid scores to the teacher's (every anchor and
+    class: the teacher's "nothing here" teaches too). Box term: ``1 - GIoU`` of the student's box
+    with the teacher's, weighted by the teacher's best class score, so that the boxes the teacher
+    believes in count and the background's arbitrary ones do not. Both are normalised by the sum
+    of those weights (at least 1), as :func:`detection_loss` normalises by its soft targets.
+
+    Args:
+        cls_logits, teacher_logits: ``[B, A, C]`` class logits.
+        boxes, teacher_boxes: ``[B, A, 4]`` decoded xyxy boxes in input pixels.
+
+    Example:
+        >>> logits, boxes = torch.zeros(1, 2, 3), torch.tensor([[[0.0, 0, 8, 8], [8, 8, 16, 16]]])
+        >>> [round(v.item(), 4) for v in distillation_loss(logits, boxes, logits, boxes)]
+        [0.0, 0.0]
+        >>> [round(v.item(), 4) for v in distillation_loss(logits + 2, boxes + 4, logits, boxes)]
+        [2.6027, 1.0794]
+    """
+    weight = teacher_logits.detach().float().sigmoid().amax(-1)  # [B, A]
+    norm = weight.sum().clamp(min=1.0)
+    loss_cls = sigmoid_kl(cls_logits, teacher_logits.detach()).sum() / norm
+    giou = generalized_box_iou_loss(boxes.float().flatten(0, 1), teacher_boxes.detach().float().flatten(0, 1), reduction="none")
+    loss_box = (giou.view_as(weight) * weight).sum() / norm
+    return loss_cls, loss_box

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pixelmind.errors import ConfigError
 from pixelmind.nn.device import model_device
 from pixelmind.tasks.base import DataBundle, Meta, Task
 from pixelmind.tasks.detect.models import MODELS, build_detector, model_info
@@ -134,18 +135,55 @@ class DetectTask(Task):
         model.pixelmind_stride = model_info(meta.model).stride
         return model
 
+    def prune_ignored_layers(self, model) -> list[nn.Module]:
+        """The last convolution of every class and box branch (one output per class, four per box side)."""
+        from pixelmind.tasks.detect.models import Detector
+
+        if not isinstance(model, Detector):
+            raise ConfigError(self.pruning_unsupported(
+                "the DETR detector (rtdetr) splits its attention and query features into heads of a fixed width; "
+                "prune a CNN detector (pmdet_n, pmdet_s, pmdet_m)"))  # fmt: skip
+        return [branch[-1] for head in model.heads for branch in (head.cls, head.reg)]
+
     def collate(self, samples):
         from pixelmind.tasks.detect.data import collate_detection
 
         return collate_detection(samples)
 
-    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
+    def _task_losses(self, model, batch) -> tuple[dict[str, torch.Tensor], Any, nn.Module]:
+        """``(the model's losses, its raw outputs, the detector without its DDP wrapper)``."""
         images, targets = batch
         core = model.module if hasattr(model, "module") else model  # DDP wraps the detector
         # DETR-style models build denoising queries from the targets inside forward
         raw = model(images, targets) if getattr(core, "wants_targets", False) else model(images)
-        losses = core.loss(raw, targets, tuple(images.shape[-2:]))
+        return core.loss(raw, targets, tuple(images.shape[-2:])), raw, core
+
+    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
+        losses, _, _ = self._task_losses(model, batch)
         return {"loss": losses["loss"], **{k.removeprefix("loss_"): v.detach() for k, v in losses.items() if k != "loss"}}
+
+    def check_teacher(self, meta: Meta, teacher_meta: Meta) -> None:
+        """Only the dense CNN detectors distil: a DETR's set of queries has no anchor point to pair with the other's."""
+        for who, m in (("student", meta), ("teacher", teacher_meta)):
+            if model_info(m.model).kind != "cnn":
+                raise ConfigError(f"teacher: detection distillation pairs the anchor points of CNN detectors (pmdet_*); the {who} "
+                                  f"is {m.model!r}, whose set predictions have no anchor correspondence")  # fmt: skip
+
+    def distillation_step(self, model, teacher, batch, step: int, cfg: Any) -> dict[str, torch.Tensor]:
+        """The detector's loss plus the class-score KL and the score-weighted GIoU to the teacher at each anchor point."""
+        from pixelmind.nn.distill import blend
+        from pixelmind.tasks.detect.loss import distillation_loss
+
+        losses, (logits, boxes), core = self._task_losses(model, batch)
+        with torch.no_grad():
+            teacher_logits, teacher_boxes = teacher(batch[0])
+        if teacher_logits.shape != logits.shape:
+            raise ConfigError(f"teacher: {cfg.teacher} predicts at {teacher_logits.shape[1]} anchor points per image, the student at "
+                              f"{logits.shape[1]}; distillation needs detectors with the same strides")  # fmt: skip
+        kd_cls, kd_box = distillation_loss(logits, boxes, teacher_logits, teacher_boxes)
+        kd = core.loss_cfg["cls_weight"] * kd_cls + core.loss_cfg["box_weight"] * kd_box
+        return blend(losses["loss"], kd, cfg.distill_alpha, cls=losses["loss_cls"], box=losses["loss_box"],
+                     distill_cls=kd_cls, distill_box=kd_box)  # fmt: skip
 
     def validation_step(self, model, batch):
         images, targets = batch

@@ -80,6 +80,7 @@ class EnhanceTask(Task):
     primary_metric = "psnr"
     metric_mode = "max"
     dynamic_image_size = True
+    optimize_max_drop = 0.3  # dB of PSNR
     defaults = {
         "model": "edsr_s",
         "degradation": "sr",
@@ -122,6 +123,23 @@ class EnhanceTask(Task):
     def build_model(self, cfg: Any, meta: Meta) -> torch.nn.Module:
         return build_enhancer(meta.model, scale=meta.extra.get("scale", 1), channels=meta.extra.get("channels", 3), **meta.model_kwargs)
 
+    def prune_ignored_layers(self, model) -> list[torch.nn.Module]:
+        """The image-output convolution and every convolution feeding a PixelShuffle; the Transformers are refused.
+
+        A PixelShuffle turns each block of ``scale**2`` channels into one; torch-pruning would narrow
+        them one by one, so those convolutions keep their outputs (their inputs are still narrowed).
+        """
+        from pixelmind.tasks.enhance.transformers import Restormer, SwinIR
+
+        if isinstance(model, (SwinIR, Restormer)):
+            raise ConfigError(self.pruning_unsupported(
+                f"{type(model).__name__}'s attention splits its channels into heads of the width it was built with; "
+                "prune a CNN (espcn, edsr_s, edsr_baseline, dncnn)"))  # fmt: skip
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        shuffled = [seq[i - 1] for seq in model.modules() if isinstance(seq, torch.nn.Sequential)
+                    for i, m in enumerate(seq) if i > 0 and isinstance(m, torch.nn.PixelShuffle)]  # fmt: skip
+        return convs[-1:] + shuffled
+
     def collate(self, samples):
         return _stack_or_list(samples)
 
@@ -130,13 +148,35 @@ class EnhanceTask(Task):
             raise ConfigError(f"loss: enhance takes {', '.join(LOSSES)} (got {cfg.loss!r})")
         self._loss = LOSSES[cfg.loss or "l1"]
 
-    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
-        lq, hq = batch
+    def _task_loss(self, model, lq: torch.Tensor, hq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(pixel loss, prediction, training PSNR)`` of a batch."""
         pred = model(lq)
         loss = getattr(self, "_loss", F.l1_loss)(pred, hq)
         with torch.no_grad():
             mse = F.mse_loss(pred.clamp(0, 1), hq)
-        return {"loss": loss, "psnr": -10 * torch.log10(mse + 1e-10)}
+        return loss, pred, -10 * torch.log10(mse + 1e-10)
+
+    def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
+        loss, _, psnr = self._task_loss(model, *batch)
+        return {"loss": loss, "psnr": psnr}
+
+    def check_teacher(self, meta: Meta, teacher_meta: Meta) -> None:
+        """The teacher must undo the same degradation into the same output (scale, channels)."""
+        for key in ("degradation", "scale", "channels"):
+            mine, theirs = meta.extra.get(key), teacher_meta.extra.get(key)
+            if mine != theirs:
+                raise ConfigError(f"teacher: trained with {key} {theirs!r}, the student with {key} {mine!r}; "
+                                  "an enhancement teacher must undo the same degradation at the same scale")  # fmt: skip
+
+    def distillation_step(self, model, teacher, batch, step: int, cfg: Any) -> dict[str, torch.Tensor]:
+        """The pixel loss to the clean image plus the L1 to the teacher's output on the same degraded input."""
+        from pixelmind.nn.distill import blend
+
+        lq, hq = batch
+        loss, pred, psnr = self._task_loss(model, lq, hq)
+        with torch.no_grad():
+            target = teacher(lq)
+        return {**blend(loss, F.l1_loss(pred.float(), target.float()), cfg.distill_alpha), "psnr": psnr}
 
     def _enhance(self, model, lq: torch.Tensor, scale: int) -> torch.Tensor:
         """One image ``[C, H, W]`` -> ``[C, H*s, W*s]`` in [0, 1]; large images run tiled."""

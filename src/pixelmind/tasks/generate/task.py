@@ -103,6 +103,9 @@ class GenerateTask(Task):
     name = "generate"
     primary_metric = "fid"
     metric_mode = "min"
+    optimize_unsupported = (
+        "a sample is judged by FID over thousands of images, not by a per-image metric a parity gate can check, "
+        "and a diffusion sampler is a loop of network calls outside one exportable graph")
     defaults = {"model": "gan", "batch": 64, "lr": 2e-4, "weight_decay": 0.0, "ema": True, "augment": "none",
                 "channels_last": False}  # fmt: skip
 

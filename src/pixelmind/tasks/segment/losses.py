@@ -26,7 +26,7 @@ from pixelmind.errors import ConfigError
 
 LOSSES = ("ce", "dice", "focal", "ce+dice", "focal+dice")
 
-__all__ = ["LOSSES", "SegmentationLoss", "cross_entropy", "dice_loss", "focal_loss", "segmentation_loss"]
+__all__ = ["LOSSES", "SegmentationLoss", "cross_entropy", "dice_loss", "focal_loss", "pixel_distillation_loss", "segmentation_loss"]
 
 
 def _f32(logits: Tensor) -> Tensor:
@@ -189,3 +189,25 @@ def segmentation_loss(
                 f"class_weights: must be finite, non-negative and not all 0, got {class_weights.tolist()}"
             )
     return SegmentationLoss(tuple(name.split("+")), ignore_index, class_weights)
+
+
+def pixel_distillation_loss(
+    logits: Tensor, teacher_logits: Tensor, target: Tensor, temperature: float = 4.0, ignore_index: int = 255
+) -> Tensor:
+    """Pixel-wise ``KL(softmax(teacher / T) || softmax(student / T)) * T^2`` over the labelled pixels.
+
+    Teacher logits of another resolution (a model with a coarser output stride) are resized
+    bilinearly to the student's first; pixels marked ``ignore_index`` in ``target`` count nowhere,
+    as in the task loss (padding and void borders carry no knowledge worth matching).
+
+    Example:
+        >>> s, t = torch.zeros(1, 3, 4, 4), torch.randn(1, 3, 2, 2)
+        >>> target = torch.zeros(1, 4, 4, dtype=torch.long)
+        >>> pixel_distillation_loss(t, t, target[:, :2, :2]).item(), pixel_distillation_loss(s, t, target).item() > 0
+        (0.0, True)
+    """
+    from pixelmind.nn.distill import softmax_kl
+
+    if teacher_logits.shape[-2:] != logits.shape[-2:]:
+        teacher_logits = F.interpolate(teacher_logits.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False)
+    return softmax_kl(logits, teacher_logits, temperature, dim=1, mask=target != ignore_index)

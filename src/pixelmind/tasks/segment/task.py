@@ -185,6 +185,17 @@ class SegmentTask(Task):
         model.pixelmind_stride, model.pixelmind_kind = info.stride, info.kind
         return model
 
+    def prune_ignored_layers(self, model) -> list[torch.nn.Module]:
+        """The segmentation head (one output per class) of the CNN semantic models; Mask R-CNN and SegFormer are refused."""
+        why = None
+        if self._is_instance_module(model) or not hasattr(model, "segmentation_head"):
+            why = "Mask R-CNN's region proposals and RoI heads are not one traceable graph of batched tensors"
+        elif type(model).__name__ == "Segformer":
+            why = "SegFormer's Mix Transformer reshapes its features by attention head and spatial reduction"
+        if why:
+            raise ConfigError(self.pruning_unsupported(f"{why}; prune a CNN model (unet_s, unet, deeplabv3plus, fpn)"))
+        return [model.segmentation_head]
+
     def collate(self, samples):
         from pixelmind.tasks.segment.data import collate_instances, collate_semantic
 
@@ -213,10 +224,33 @@ class SegmentTask(Task):
         if self._kind == "instance":
             losses = model(list(images), [_shift_labels(t, 1) for t in targets])
             return {"loss": sum(losses.values()), **{k.removeprefix("loss_"): v.detach() for k, v in losses.items()}}
+        return {"loss": self._semantic_loss(model, images, targets)[0]}
+
+    def _semantic_loss(self, model, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(the configured loss, the logits)`` of a semantic model on a batch."""
         logits = model(match_memory_format(model, images))
         if getattr(self, "_loss", None) is None:
             raise PixelmindError("segment: training_step before setup_training")
-        return {"loss": self._loss(logits, targets)}
+        return self._loss(logits, targets), logits
+
+    def check_teacher(self, meta: Meta, teacher_meta: Meta) -> None:
+        """Only semantic models distil (per-pixel logits); an instance model's set of masks has no pixel logits to match."""
+        for who, m in (("student", meta), ("teacher", teacher_meta)):
+            if self._is_instance(m.model):
+                raise ConfigError(f"teacher: segmentation distillation matches the per-pixel logits of semantic models; "
+                                  f"the {who} {m.model!r} is an instance model (Mask R-CNN)")  # fmt: skip
+
+    def distillation_step(self, model, teacher, batch, step: int, cfg: Any) -> dict[str, torch.Tensor]:
+        """The configured loss plus the pixel-wise KL of the softened logits to the teacher's, labelled pixels only."""
+        from pixelmind.nn.distill import blend
+        from pixelmind.tasks.segment.losses import pixel_distillation_loss
+
+        images, targets = batch
+        loss, logits = self._semantic_loss(model, images, targets)
+        with torch.no_grad():
+            teacher_logits = teacher(match_memory_format(teacher, images))
+        kd = pixel_distillation_loss(logits, teacher_logits, targets, cfg.distill_temperature, self._loss.ignore_index)
+        return blend(loss, kd, cfg.distill_alpha)
 
     def _semantic_logits(self, model, x: torch.Tensor, stride: int) -> torch.Tensor:
         """Logits ``[C, H, W]`` of one normalised image; large images run tiled."""
