@@ -114,6 +114,23 @@ def test_cli_optimize_and_its_errors(classifier, tmp_path):
     assert bad.returncode == 2 and "nothing" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
+def test_prune_with_distillation_then_int8_in_one_run(classifier, tmp_path):
+    from pixelmind.engine.rundir import read_results_csv
+
+    report = classifier.optimize(tmp_path / "opt", quantize="int8", prune=0.5, distill=True, epochs=1,
+                                 max_drop=float("inf"), project=str(tmp_path), **FAST)  # fmt: skip
+    prune, quant = report["steps"]
+    assert prune["step"] == "prune" and prune["distill"] and prune["flops_ratio"] <= 0.5
+    assert quant["step"] == "quantize" and report["optimized"]["file"] == str(tmp_path / "opt" / "pruned.int8.onnx")
+    assert (tmp_path / "opt" / "pruned.onnx").is_file()
+    assert report["optimized"]["params"] < report["original"]["params"]
+    assert report["optimized"]["flops"] <= 0.55 * report["original"]["flops"]  # torch's counter, not torch-pruning's
+    (row,) = read_results_csv(__import__("pathlib").Path(prune["run_dir"]) / "results.csv")
+    assert "train/loss_distill" in row  # the original model was the teacher
+    (pred,) = Model.load(tmp_path / "opt" / "pruned.int8.onnx").predict(Image.fromarray(np.zeros((16, 16, 3), np.uint8)))
+    assert pred["label"] in classifier.meta.class_names
+
+
 QUICK = {"epochs": 1, "imgsz": 64, "batch": 8, "limit": 16, "epoch_samples": 16, "workers": 0}
 
 
