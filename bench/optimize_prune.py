@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--lr-share", type=float, default=None, help="fine-tuning lr as a share of the recipe's (default: LR_SHARE)")
     parser.add_argument("--warmup", type=float, default=None, help="fine-tuning warm-up epochs (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distill", action="store_true", help="fine-tune with the original as teacher (optimize --distill)")
     parser.add_argument("--scratch", action="store_true", help="also train the pruned widths from scratch")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the latency measurement")
     args = parser.parse_args()
@@ -108,7 +109,7 @@ def main() -> None:
     top1_no_ft = Model.load(no_ft_path).val(data=data)["top1"]
 
     share = LR_SHARE if args.lr_share is None else args.lr_share
-    overrides = {"lr": original.config["lr"] * share, "project": project}
+    overrides = {"lr": original.config["lr"] * share, "project": project, "teacher": str(weights) if args.distill else None}
     if args.warmup is not None:
         overrides["warmup_epochs"] = args.warmup
     t = time.perf_counter()
@@ -127,7 +128,8 @@ def main() -> None:
     print(f"data: {data}; original recipe: {c['model']}, {c['epochs']} epochs, imgsz {c['imgsz']}, batch {c['batch']}, lr {c['lr']:g}"
           + (f"; trained in {t_train:.0f} s" if t_train else f"; weights {weights}"))  # fmt: skip
     print(f"pruning {args.amount:.0%} of the FLOPs: {summary['steps']} steps, {summary['channel_ratio']:.1%} of each layer's channels, {t_prune:.1f} s")
-    print(f"fine-tuning: {ft_cfg['epochs']} epochs, lr {ft_cfg['lr']:g} ({share:g}x), warm-up {ft_cfg['warmup_epochs']:g} epochs, {t_ft:.0f} s wall")
+    print(f"fine-tuning: {ft_cfg['epochs']} epochs, lr {ft_cfg['lr']:g} ({share:g}x), warm-up {ft_cfg['warmup_epochs']:g} epochs, "
+          f"{'distilled from the original, ' if args.distill else ''}{t_ft:.0f} s wall")  # fmt: skip
     print()
     print("| model | val top-1 | FLOPs | params | torch CPU batch 1 | batch 256 |")
     print("|---|---|---|---|---|---|")

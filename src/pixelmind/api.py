@@ -135,6 +135,12 @@ class Model:
 
         set_seed(cfg.seed)  # the initial weights depend on the seed alone (same on every DDP process)
         net = _network[0] if _network is not None else build_network(self.task, cfg, meta)
+        if _network is None and meta.extra.get("qat"):  # a resumed quantization-aware run goes on fake-quantizing
+            from pixelmind.optimize.prune import example_input
+            from pixelmind.optimize.qat import attach_fake_quant
+
+            layers = attach_fake_quant(net, example_input(net, meta))
+            (console.print if console else print)(f"quantization-aware run: {len(layers)} layers fake-quantized")
         if cfg.weights and resume_path is None and _network is None:
             self.load_messages = ckpt.load_state_into(net, cfg.weights)
             for msg in self.load_messages:
@@ -350,14 +356,14 @@ class Model:
         """Export to ``onnx`` or ``torchscript`` and check parity on real validation images.
 
         Returns:
-            (path, max |difference| of the outputs against PyTorch). Raises if above ``tolerance``.
+            (path, :func:`~pixelmind.export.onnx.parity_error` against PyTorch). Raises if above ``tolerance``.
         """
         from pixelmind.export.onnx import (
             OnnxModule,
             TorchScriptModule,
             export_onnx,
             export_torchscript,
-            max_abs_diff,
+            parity_error,
         )
 
         net, meta = self._require_net(), self.meta
@@ -378,9 +384,9 @@ class Model:
             else:
                 export_torchscript(module, meta, part_path, example=inputs)
                 exported = TorchScriptModule(part_path)
-            diff = max_abs_diff(module, exported, inputs)
+            diff = parity_error(module, exported, inputs)
             if diff > tolerance:
-                raise PixelmindError(f"{part_path}: parity check failed: max |difference| {diff:.3g} > tolerance {tolerance:g}")
+                raise PixelmindError(f"{part_path}: parity check failed: max |difference| (relative above 1) {diff:.3g} > tolerance {tolerance:g}")
             self.exported.append((part_path, diff))
         return max(self.exported, key=lambda pd: pd[1]) if len(self.exported) > 1 else self.exported[0]
 
@@ -388,7 +394,7 @@ class Model:
                  distill: bool = False, **options: Any) -> dict[str, Any]:  # fmt: skip
         """INT8-quantize and/or prune this model into ``out_dir`` and measure what it cost; returns the report.
 
-        See :func:`pixelmind.optimize.pipeline.optimize` for the options (``calibration``, ``max_drop``, ``epochs`` ...).
+        See :func:`pixelmind.optimize.pipeline.optimize` for the options (``calibration``, ``max_drop``, ``epochs``, ``qat`` ...).
 
         Example:
             >>> Model.load("best.safetensors").optimize("opt", quantize="int8")["speedup_b1"]  # doctest: +SKIP

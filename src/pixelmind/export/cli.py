@@ -13,7 +13,7 @@ def export(
     format: str = typer.Option("onnx", help="onnx | torchscript"),
     out: Optional[Path] = typer.Option(None, help="output file (default: beside the weights)"),
     data: Optional[str] = typer.Option(None, help="images for the parity check (default: the training data)"),
-    tolerance: float = typer.Option(1e-3, help="largest allowed |output difference| against PyTorch"),
+    tolerance: float = typer.Option(1e-3, help="largest allowed |output difference| against PyTorch (relative where outputs exceed 1)"),
 ) -> None:
     """Export weights to ONNX or TorchScript and check parity against PyTorch."""
     from pixelmind.api import Model

@@ -128,3 +128,25 @@ def max_abs_diff(reference: nn.Module, candidate: nn.Module, inputs: torch.Tenso
             a, b = reference(chunk).float(), candidate(chunk).float()
             worst = max(worst, (a - b).abs().max().item())
     return worst
+
+
+def parity_error(reference: nn.Module, candidate: nn.Module, inputs: torch.Tensor | list[torch.Tensor], batch: int = 32) -> float:
+    """The export parity figure: max |difference| divided by the largest |reference output| when that exceeds 1.
+
+    Absolute for outputs within ±1 (logits, probabilities, images in [0, 1]); relative for larger ones,
+    so that float32 rounding of box coordinates in pixels (a detector's ~1e-3 at 640) is not a failure.
+
+    Example:
+        >>> scale = torch.nn.Identity()
+        >>> class Shift(torch.nn.Module):
+        ...     def forward(self, x): return x + 0.5
+        >>> parity_error(scale, Shift(), torch.full((1, 4), 100.0))
+        0.005
+    """
+    worst = 0.0
+    chunks = inputs.split(batch) if torch.is_tensor(inputs) else inputs
+    with torch.inference_mode():
+        for chunk in chunks:
+            a, b = reference(chunk).float(), candidate(chunk).float()
+            worst = max(worst, (a - b).abs().max().item() / max(1.0, a.abs().max().item()))
+    return worst

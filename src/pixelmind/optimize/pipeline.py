@@ -4,7 +4,8 @@ Steps, each optional but one of the first two required:
 
 1. ``prune``: structured channel pruning to a FLOPs target, then fine-tuning through the normal
    engine (a run directory of its own); ``distill`` makes the original model the teacher.
-2. ``quantize="int8"``: static INT8 of the (pruned) model's ONNX export, calibrated on training images.
+2. ``quantize="int8"``: static INT8 of the (pruned) model's ONNX export, calibrated on training images;
+   ``qat`` fine-tunes with fake quantization first (:mod:`pixelmind.optimize.qat`), for when PTQ loses too much.
 3. Always: parameters, FLOPs, file size, onnxruntime latency at batch 1 and 16 and the task's
    metric on the validation data, original (fp32) against optimized, measured in the same run;
    ``report.md``, ``report.json`` and ``plots/optimize.png`` in ``out_dir``. A metric drop over
@@ -40,7 +41,7 @@ def _say(console: Any, text: str) -> None:
     (console.print if console is not None else print)(text)
 
 
-def _check_request(model: Any, quantize: str | None, prune: float | None, distill: bool) -> None:
+def _check_request(model: Any, quantize: str | None, prune: float | None, distill: bool, qat: bool) -> None:
     from pixelmind.export.onnx import OnnxModule, TorchScriptModule
 
     net = model._require_net()
@@ -50,6 +51,8 @@ def _check_request(model: Any, quantize: str | None, prune: float | None, distil
         raise PixelmindError(f"optimize: the {model.task.name} task is not supported: {model.task.optimize_unsupported}")
     if quantize not in (None, "int8"):
         raise ConfigError(f"quantize: must be int8 (got {quantize!r})")
+    if qat and quantize is None:
+        raise ConfigError("qat: quantization-aware fine-tuning prepares INT8, so give --quantize int8 too")
     if quantize is None and not prune:
         raise ConfigError("optimize: nothing to do: give --quantize int8 and/or --prune AMOUNT")
     if distill and not prune:
@@ -81,14 +84,16 @@ def _measure(net: torch.nn.Module | None, onnx_path: Path, shape: tuple[int, ...
 
 def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize: str | None = None,
              prune: float | None = None, distill: bool = False, calibration: str = "minmax", calib_images: int = 128,
-             per_channel: bool = True, max_drop: float | None = None, epochs: int | None = None, console: Any = None,
-             **train_overrides: Any) -> dict[str, Any]:  # fmt: skip
+             per_channel: bool = True, max_drop: float | None = None, epochs: int | None = None, qat: bool = False,
+             qat_epochs: int | None = None, console: Any = None, **train_overrides: Any) -> dict[str, Any]:  # fmt: skip
     """Prune and/or quantize ``model`` (a loaded :class:`~pixelmind.api.Model`) into ``out_dir``; returns the report.
 
     Args:
         data: the data set for calibration, fine-tuning and the metric (default: the training data).
         prune: the share of FLOPs to remove (0.5: half), followed by fine-tuning for ``epochs``.
         distill: fine-tune the pruned model with the original as its teacher.
+        qat: fine-tune with fake INT8 quantization before quantizing, for ``qat_epochs`` (default: a quarter of the
+            original run's); a run directory of its own, like pruning's.
         calibration: ``minmax``, ``entropy`` or ``percentile`` (see :func:`~pixelmind.optimize.quantize.quantize_onnx`).
         max_drop: the largest drop of the task's primary metric allowed, in its own units
             (default: the task's ``optimize_max_drop``: 0.01 = one point of top-1/mAP/mIoU, 0.3 dB of PSNR).
@@ -98,7 +103,7 @@ def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize:
     """
     from pixelmind.api import Model
 
-    _check_request(model, quantize, prune, distill)
+    _check_request(model, quantize, prune, distill, qat)
     task, meta = model.task, model.meta
     data = data or model.config.get("data")
     if not data:
@@ -121,12 +126,19 @@ def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize:
         _, prune_run, summary = finetune_pruned(model, data, prune, epochs=epochs, console=console, **train_overrides)
         candidate = Model.load(Path(prune_run) / "weights" / "best.safetensors")
         steps.append({"step": "prune", "amount": prune, "distill": distill, "run_dir": str(prune_run), **summary})
+    if qat:
+        from pixelmind.optimize.qat import finetune_qat
+
+        qat_metrics, qat_run = finetune_qat(candidate, data, epochs=qat_epochs, console=console, **train_overrides)
+        candidate = Model.load(Path(qat_run) / "weights" / "best.safetensors")
+        steps.append({"step": "qat", "run_dir": str(qat_run), "fake_quant_metric": qat_metrics.get(key),
+                      "layers": candidate.meta.extra["qat"]["layers"]})  # fmt: skip
 
     _say(console, "exporting to ONNX (parity checked against PyTorch)")
     original_onnx, _ = model.export("onnx", out / "original.onnx", data=data)
     final = original_onnx
-    if prune:
-        final, _ = candidate.export("onnx", out / "pruned.onnx", data=data)
+    if candidate is not model:  # pruned and/or QAT fine-tuned: its own fp32 export is what gets quantized
+        final, _ = candidate.export("onnx", out / f"{'pruned' if prune else 'model'}{'.qat' if qat else ''}.onnx", data=data)
     calib = _calibration(model, data, calib_images) if quantize else []
     if quantize:
         _say(console, f"INT8: calibrating ({calibration}) on {len(calib)} training images")
@@ -141,7 +153,7 @@ def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize:
         meta.extra.get("channels", 3), meta.imgsz, meta.imgsz)  # fmt: skip
     _say(console, f"onnxruntime latency at batch {' and '.join(map(str, LATENCY_BATCHES))}, input {'x'.join(map(str, shape))}")
     original = _measure(model.net, original_onnx, shape, before)
-    optimized = _measure(candidate.net if prune else model.net, final, shape, after)
+    optimized = _measure(candidate.net, final, shape, after)
     sign = 1 if task.metric_mode == "max" else -1
     drop = sign * (before.get(key, float("nan")) - after.get(key, float("nan")))
     report = {

@@ -229,6 +229,7 @@ def prune_model(model: Any, amount: float, round_to: int | None = None) -> tuple
     summary = prune_network(net, example_input(net, meta), amount, ignored, round_to, name=meta.model)
     summary = {"amount": amount, **summary, "source": str(model.weights_path) if model.weights_path else None}
     pruned_meta = copy.deepcopy(meta)
+    pruned_meta.extra.pop("qat", None)  # a resumed fine-tuning run must not fake-quantize
     # weights pruned before: the builder makes the unpruned network, so the record keeps both rounds
     pruned_meta.extra["pruned"] = {**combine(meta.extra.get("pruned"), structure_changes(before, net)), "summary": summary}
     return net, pruned_meta, summary
@@ -246,26 +247,6 @@ def _check_round_trip(task: Any, net: nn.Module, meta: Any, example: torch.Tenso
     pairs = zip(a, b) if isinstance(a, (tuple, list)) else [(a, b)]
     if not all(torch.equal(x, y) for x, y in pairs if torch.is_tensor(x)):
         raise PixelmindError(f"{meta.model}: the pruned widths could not be recorded faithfully; it cannot be pruned")
-
-
-def _finetune_config(model: Any, data: str, amount: float, epochs: int | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The original run's config for the fine-tuning run: fewer epochs, a lower lr, a run name of its own."""
-    base = dict(model.config)
-    if not base:
-        raise ConfigError(f"{model.weights_path}: holds no training config to fine-tune with (use pixelmind weights, not an export)")
-    original_epochs = int(base.get("epochs") or 3)
-    source = model.weights_path.parent.parent.name if model.weights_path and model.weights_path.parent.name == "weights" else None
-    base.update(
-        data=data, weights=None, pretrained=False, teacher=None, exist_ok=False,
-        epochs=epochs or max(1, original_epochs // EPOCH_DIVISOR),
-        lr=(base.get("lr") or model.task.defaults.get("lr", 1e-3)) * LR_SHARE,
-        name=f"{source or base.get('name') or 'exp'}-pruned{round(amount * 100)}",
-    )  # fmt: skip
-    for key in ("seed", "val_fraction"):  # they choose the train/val split: another one would validate on trained-on images
-        if overrides.get(key) is not None and overrides[key] != base.get(key):
-            raise ConfigError(f"{key}: fine-tuning keeps the original run's {key} ({base.get(key)!r}), which chose its train/val split")
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return base
 
 
 def finetune_pruned(model: Any, data: str | None, amount: float, epochs: int | None = None, console: Any = None,
@@ -300,8 +281,8 @@ def finetune_pruned(model: Any, data: str | None, amount: float, epochs: int | N
         >>> run_dir.name, round(s["flops_ratio"], 2)  # doctest: +SKIP
         ('exp-pruned50', 0.49)
     """
-    from pixelmind.api import Model
     from pixelmind.export.onnx import OnnxModule, TorchScriptModule
+    from pixelmind.optimize.finetune import finetune, finetune_config
 
     amount = check_amount(amount)
     if isinstance(model._require_net(), (OnnxModule, TorchScriptModule)):
@@ -309,13 +290,12 @@ def finetune_pruned(model: Any, data: str | None, amount: float, epochs: int | N
     data = data or model.config.get("data")
     if not data:
         raise ConfigError("data: give --data (the weights do not name their training data)")
-    config = _finetune_config(model, data, amount, epochs, train_overrides)
+    config = finetune_config(model, data, f"pruned{round(amount * 100)}", epochs, EPOCH_DIVISOR, LR_SHARE, train_overrides)
     net, meta, summary = prune_model(model, amount, round_to)
     _check_round_trip(model.task, net, meta, example_input(net, meta))
     (console.print if console is not None else print)(
         f"pruned {meta.model}: FLOPs {summary['flops_before']:,} -> {summary['flops_after']:,} ({summary['flops_ratio']:.3f}x), "
         f"parameters {summary['params_before']:,} -> {summary['params_after']:,}; fine-tuning for {config['epochs']} epoch(s)"
     )  # fmt: skip
-    runner = Model(meta.model, task=meta.task)
-    metrics = runner.train(config=config, console=console, _network=(net.train(), meta))
-    return metrics, runner.run_dir, summary
+    metrics, run_dir = finetune(net, meta, config, console)
+    return metrics, run_dir, summary
