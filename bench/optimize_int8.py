@@ -7,6 +7,8 @@ point top-1 drop; detect <= 1 point mAP50-95 drop; segment and enhance: speed-up
 
     python bench/optimize_int8.py --weights runs/classify/fashion/weights/best.safetensors
     python bench/optimize_int8.py --weights W --data D --calibration entropy --threads 1
+    python bench/optimize_int8.py --untrained resnet18 --imgsz 128   # speed of a larger network (metric meaningless)
+    python bench/optimize_int8.py --weights runs/enhance/sr/weights/best.safetensors --qat-epochs 1  # PTQ vs QAT
 """
 
 from __future__ import annotations
@@ -18,13 +20,32 @@ import time
 from _common import machine, peak_rss_mb
 
 
+def _untrained_weights(model: str, imgsz: int, out: str) -> str:
+    """Random-init classifier weights for the ten digits classes: its metric means nothing, its speed is real."""
+    from pixelmind.config import TrainConfig
+    from pixelmind.engine.checkpoint import save_weights
+    from pixelmind.tasks import get_task
+    from pixelmind.tasks.base import Meta
+
+    meta = Meta(task="classify", model=model, class_names=[str(i) for i in range(10)], imgsz=imgsz)
+    net = get_task("classify").build_model(TrainConfig(task="classify", data="digits"), meta)
+    path = f"{out}/untrained_{model}.safetensors"
+    save_weights(path, net.state_dict(), meta, {"task": "classify", "data": "digits", "imgsz": imgsz})
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True)
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--untrained", default=None, metavar="MODEL",
+                        help="speed only: an untrained classifier (e.g. resnet18) on the built-in digits at --imgsz")
+    parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--data", default=None, help="default: the data the weights were trained on")
     parser.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"])
     parser.add_argument("--calib-images", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime and torch threads (default: all cores)")
+    parser.add_argument("--qat-epochs", type=int, default=None,
+                        help="also run quantization-aware fine-tuning for this many epochs and compare its INT8 drop with PTQ's")
     parser.add_argument("--out", default=None, help="keep the optimized model and report here")
     args = parser.parse_args()
 
@@ -38,6 +59,10 @@ def main() -> None:
         original = measure.ort_latency_ms
         measure.ort_latency_ms = lambda *a, **k: original(*a, **{**k, "threads": args.threads})
     out = args.out or tempfile.mkdtemp(prefix="pm_int8_")
+    if args.untrained:
+        args.weights = _untrained_weights(args.untrained, args.imgsz, out)
+    elif not args.weights:
+        parser.error("give --weights or --untrained")
     t0 = time.perf_counter()
     r = Model.load(args.weights).optimize(out, data=args.data, quantize="int8", calibration=args.calibration,
                                           calib_images=args.calib_images, max_drop=float("inf"))  # fmt: skip
@@ -50,6 +75,14 @@ def main() -> None:
         a, c = o[f"latency_b{b}_ms"], q[f"latency_b{b}_ms"]
         print(f"latency batch {b}: fp32 {a:.3f} ms  int8 {c:.3f} ms  speed-up {a / c:.2f}x")
     print(f"ONNX file: fp32 {o['file_mb']:.3f} MB  int8 {q['file_mb']:.3f} MB  ratio {r['size_ratio']:.2f}")
+    if args.qat_epochs:
+        t = time.perf_counter()
+        qr = Model.load(args.weights).optimize(f"{out}/qat", data=args.data, quantize="int8", calibration=args.calibration,
+                                               calib_images=args.calib_images, max_drop=float("inf"), qat=True,
+                                               qat_epochs=args.qat_epochs, project=f"{out}/runs")  # fmt: skip
+        print(f"QAT ({args.qat_epochs} epochs, {time.perf_counter() - t:.0f} s) then int8: {qr['optimized']['metrics'][key]:.4f}  "
+              f"drop {qr['metric_drop']:+.4f} (PTQ {r['metric_drop']:+.4f}); fake-quantized validation "
+              f"{qr['steps'][0]['fake_quant_metric']:.4f}")  # fmt: skip
     print(f"wall {time.perf_counter() - t0:.0f} s, peak RSS {peak_rss_mb():.0f} MB, report {out}/report.md")
 
 

@@ -96,6 +96,13 @@ def test_refusals_are_one_line(classifier, quantized, tmp_path):
         classifier.optimize(tmp_path, quantize="int8", distill=True)
     with pytest.raises(PixelmindError, match="optimize needs PyTorch weights"):
         Model.load(quantized[0] / "model.int8.onnx").optimize(tmp_path, quantize="int8")
+    from pixelmind.data.shapes import save_shapes
+    from pixelmind.errors import DataError
+
+    segmentation_data = save_shapes(tmp_path / "shapes", "train", count=2, size=16)  # another task's data
+    with pytest.raises(DataError, match=r"class folders \['images', 'masks'\] are not among the training classes") as err:
+        classifier.optimize(tmp_path / "o", data=str(segmentation_data), quantize="int8")
+    assert "\n" not in str(err.value)
     codec = _untrained("compress", "mean_scale_s", tmp_path, model_kwargs={"N": 8, "M": 12})
     with pytest.raises(PixelmindError, match="the compress task is not supported: a bitstream must decode"):
         codec.optimize(tmp_path, quantize="int8")

@@ -72,6 +72,9 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     for ax, (title, a, b) in zip(axes, panels):
         bars = ax.bar(["original", "optimized"], [a, b], color=["#8c8c8c", "#2a7ab9"])
         ax.bar_label(bars, fmt="%.3g")
+        top = max((v for v in (a, b) if math.isfinite(v)), default=0.0)
+        if top > 0:
+            ax.set_ylim(0, top * 1.15)  # room for the labels under the title
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{report['task']} {report['model']}: " + ", ".join(s["step"] for s in report["steps"]))
