@@ -8,6 +8,7 @@ point top-1 drop; detect <= 1 point mAP50-95 drop; segment and enhance: speed-up
     python bench/optimize_int8.py --weights runs/classify/fashion/weights/best.safetensors
     python bench/optimize_int8.py --weights W --data D --calibration entropy --threads 1
     python bench/optimize_int8.py --untrained resnet18 --imgsz 128   # speed of a larger network (metric meaningless)
+    python bench/optimize_int8.py --weights W --backend torch         # PT2E int8 vs fp32, both under torch.compile
     python bench/optimize_int8.py --weights runs/enhance/sr/weights/best.safetensors --qat-epochs 1  # PTQ vs QAT
 """
 
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--data", default=None, help="default: the data the weights were trained on")
     parser.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"])
+    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"],
+                        help="torch: PT2E + torch.compile, both sides timed in PyTorch (needs torchao)")
     parser.add_argument("--calib-images", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime and torch threads (default: all cores)")
     parser.add_argument("--qat-epochs", type=int, default=None,
@@ -64,10 +67,10 @@ def main() -> None:
     elif not args.weights:
         parser.error("give --weights or --untrained")
     t0 = time.perf_counter()
-    r = Model.load(args.weights).optimize(out, data=args.data, quantize="int8", calibration=args.calibration,
+    r = Model.load(args.weights).optimize(out, data=args.data, quantize="int8", calibration=args.calibration, backend=args.backend,
                                           calib_images=args.calib_images, max_drop=float("inf"))  # fmt: skip
     key, o, q = r["primary_metric"], r["original"], r["optimized"]
-    print(f"machine: {machine()}; onnxruntime threads: {args.threads or 'default'}")
+    print(f"machine: {machine()}; backend {args.backend}, threads: {args.threads or 'default'}")
     print(f"{r['task']} {r['model']} on {r['data']}, input {'x'.join(map(str, r['input_shape']))}, "
           f"calibration {args.calibration} on {r['steps'][0]['calibration_images']} training images")  # fmt: skip
     print(f"val {key}: fp32 {o['metrics'][key]:.4f}  int8 {q['metrics'][key]:.4f}  drop {r['metric_drop']:+.4f}")

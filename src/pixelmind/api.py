@@ -51,7 +51,7 @@ class Model:
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Model:
-        """Load ``.safetensors`` (pixelmind weights), ``.onnx`` or ``.torchscript``/``.pt`` exports."""
+        """Load ``.safetensors`` (pixelmind weights), ``.onnx`` or ``.torchscript``/``.pt`` exports, ``.pt2`` INT8 programs."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".onnx":
@@ -63,6 +63,11 @@ class Model:
             from pixelmind.export.onnx import TorchScriptModule
 
             net = TorchScriptModule(path)
+            meta, config = net.meta, {}
+        elif suffix == ".pt2":
+            from pixelmind.optimize.pt2e import Pt2Module
+
+            net = Pt2Module(path)
             meta, config = net.meta, {}
         else:
             import json
@@ -363,11 +368,12 @@ class Model:
             TorchScriptModule,
             export_onnx,
             export_torchscript,
+            is_exported,
             parity_error,
         )
 
         net, meta = self._require_net(), self.meta
-        if isinstance(net, (OnnxModule, TorchScriptModule)):
+        if is_exported(net):
             raise PixelmindError("export needs PyTorch weights (.safetensors), not an exported model")
         if format not in ("onnx", "torchscript"):
             raise ConfigError(f"format: must be onnx or torchscript (got {format!r})")

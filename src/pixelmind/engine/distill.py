@@ -27,7 +27,7 @@ from pixelmind.errors import ConfigError, WeightsError
 from pixelmind.tasks.base import Meta, Task
 
 #: files that hold an exported network: no autograd-friendly PyTorch module, no Meta to check
-EXPORTED_SUFFIXES = (".onnx", ".torchscript", ".ts")
+EXPORTED_SUFFIXES = (".onnx", ".torchscript", ".ts", ".pt2")
 
 __all__ = ["check_teacher_meta", "load_teacher", "read_teacher_meta"]
 

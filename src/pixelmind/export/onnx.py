@@ -60,6 +60,9 @@ def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPS
 class OnnxModule(nn.Module):
     """An onnxruntime session that behaves like the PyTorch model for predict: tensor in, tensor out."""
 
+    #: an exported file (no PyTorch weights to train, prune or export again): see :func:`is_exported`
+    exported_file = True
+
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         super().__init__()
         import onnxruntime as ort
@@ -99,6 +102,8 @@ def export_torchscript(model: nn.Module, meta: Meta, path: str | Path, example: 
 class TorchScriptModule(nn.Module):
     """A TorchScript archive written by :func:`export_torchscript`, with its meta."""
 
+    exported_file = True
+
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         extra = {"pixelmind_meta.json": ""}
@@ -114,6 +119,16 @@ class TorchScriptModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
+
+
+def is_exported(net: nn.Module) -> bool:
+    """True for a network loaded from an exported file (ONNX, TorchScript, a ``.pt2`` INT8 program).
+
+    Example:
+        >>> is_exported(torch.nn.Linear(2, 2))
+        False
+    """
+    return bool(getattr(net, "exported_file", False))
 
 
 def max_abs_diff(reference: nn.Module, candidate: nn.Module, inputs: torch.Tensor | list[torch.Tensor], batch: int = 32) -> float:

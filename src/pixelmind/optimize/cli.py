@@ -18,6 +18,7 @@ def optimize(
     epochs: Optional[int] = typer.Option(None, help="fine-tuning epochs after pruning"),
     qat: bool = typer.Option(False, "--qat", help="quantization-aware fine-tuning before INT8 (when PTQ loses too much)"),
     qat_epochs: Optional[int] = typer.Option(None, help="quantization-aware fine-tuning epochs (default: a quarter of the original's)"),
+    backend: str = typer.Option("onnxruntime", help="onnxruntime (.int8.onnx) | torch (PT2E .int8.pt2, needs torchao)"),
     calibration: str = typer.Option("minmax", help="INT8 range calibration: minmax | entropy | percentile"),
     calib_images: int = typer.Option(128, help="training images to calibrate on"),
     max_drop: Optional[float] = typer.Option(None, help="largest allowed drop of the task metric (default 0.01 = 1 point; 0.3 dB PSNR)"),
@@ -30,7 +31,7 @@ def optimize(
     console = _console(json_out)
     report = Model.load(weights).optimize(
         out, data=data, quantize=quantize, prune=prune, distill=distill, epochs=epochs, qat=qat, qat_epochs=qat_epochs,
-        calibration=calibration, calib_images=calib_images, max_drop=max_drop, console=console,
+        backend=backend, calibration=calibration, calib_images=calib_images, max_drop=max_drop, console=console,
     )  # fmt: skip
     if json_out:
         _emit_json(report)

@@ -31,25 +31,40 @@ def count_flops(net: torch.nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def ort_latency_ms(path: str | Path, shape: tuple[int, ...], repeat: int = 50, warmup: int = 5,
-                   threads: int | None = None, budget_s: float = 20.0) -> float:  # fmt: skip
-    """Median milliseconds of one onnxruntime call on a random input of ``shape`` (CPU provider).
+def latency_ms(run, shape: tuple[int, ...], repeat: int = 50, warmup: int = 5, budget_s: float = 20.0) -> float:
+    """Median milliseconds of ``run(x)`` on a seeded random float32 array ``x`` of ``shape``.
 
     Stops early after ``budget_s`` seconds of timing (large models at batch 16), keeping at least 5 runs.
+
+    Example:
+        >>> latency_ms(lambda x: x.sum(), (1, 3, 8, 8), repeat=5) > 0
+        True
     """
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    for _ in range(warmup):
+        run(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeat and (len(times) < 5 or time.perf_counter() - start < budget_s):
+        t = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def ort_latency_ms(path: str | Path, shape: tuple[int, ...], threads: int | None = None, **timing) -> float:
+    """:func:`latency_ms` of one onnxruntime call (CPU provider) of the ONNX file ``path``."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random(shape, dtype=np.float32)}
-    for _ in range(warmup):
-        session.run(None, feed)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeat and (len(times) < 5 or time.perf_counter() - start < budget_s):
-        t = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    name = session.get_inputs()[0].name
+    return latency_ms(lambda x: session.run(None, {name: x}), shape, **timing)
+
+
+def torch_latency_ms(module: torch.nn.Module, shape: tuple[int, ...], **timing) -> float:
+    """:func:`latency_ms` of one PyTorch CPU forward of ``module`` (a warm-up call compiles a compiled one)."""
+    with torch.inference_mode():
+        return latency_ms(lambda x: module(torch.from_numpy(x)), shape, **timing)

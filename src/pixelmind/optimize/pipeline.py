@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from pixelmind.errors import ConfigError, PixelmindError
-from pixelmind.optimize.measure import count_flops, count_params, ort_latency_ms
+from pixelmind.optimize.measure import count_flops, count_params, ort_latency_ms, torch_latency_ms
 from pixelmind.optimize.quantize import calibration_batches, quantize_onnx
 
 LATENCY_BATCHES = (1, 16)
@@ -42,10 +42,9 @@ def _say(console: Any, text: str) -> None:
 
 
 def _check_request(model: Any, quantize: str | None, prune: float | None, distill: bool, qat: bool) -> None:
-    from pixelmind.export.onnx import OnnxModule, TorchScriptModule
+    from pixelmind.export.onnx import is_exported
 
-    net = model._require_net()
-    if isinstance(net, (OnnxModule, TorchScriptModule)):
+    if is_exported(model._require_net()):
         raise PixelmindError(f"{model.weights_path}: optimize needs PyTorch weights (.safetensors), not an exported model")
     if model.task.optimize_unsupported:
         raise PixelmindError(f"optimize: the {model.task.name} task is not supported: {model.task.optimize_unsupported}")
@@ -72,20 +71,33 @@ def _calibration(model: Any, data: str, n: int) -> list[Any]:
     return model.task.calibration_inputs(bundle.train, meta, n, seed=meta.extra.get("seed", 0))
 
 
-def _measure(net: torch.nn.Module | None, onnx_path: Path, shape: tuple[int, ...], metrics: dict[str, float]) -> dict[str, Any]:
-    row: dict[str, Any] = {"file": str(onnx_path), "file_mb": onnx_path.stat().st_size / 1e6, "metrics": metrics}
-    if net is not None:
-        row["params"] = count_params(net)
-        row["flops"] = count_flops(net.cpu(), torch.zeros(1, *shape))
+def _compiled(net: torch.nn.Module) -> torch.nn.Module:
+    """The fp32 baseline of the torch backend: the network under torch.compile with frozen weights, as Pt2Module runs."""
+    import torch._inductor.config as inductor
+
+    compiled = torch.compile(net.eval().cpu())
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with inductor.patch(freezing=True):
+            return compiled(x)
+
+    return run
+
+
+def _measure(net: torch.nn.Module, path: Path, shape: tuple[int, ...], metrics: dict[str, float],
+             runner: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Size, FLOPs and latency of one side of the report; ``runner`` times a PyTorch module instead of the ONNX file."""
+    row: dict[str, Any] = {"file": str(path), "file_mb": path.stat().st_size / 1e6, "metrics": metrics,
+                           "params": count_params(net), "flops": count_flops(net.cpu(), torch.zeros(1, *shape))}  # fmt: skip
     for b in LATENCY_BATCHES:
-        row[f"latency_b{b}_ms"] = ort_latency_ms(onnx_path, (b, *shape))
+        row[f"latency_b{b}_ms"] = torch_latency_ms(runner, (b, *shape)) if runner is not None else ort_latency_ms(path, (b, *shape))
     return row
 
 
 def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize: str | None = None,
              prune: float | None = None, distill: bool = False, calibration: str = "minmax", calib_images: int = 128,
              per_channel: bool = True, max_drop: float | None = None, epochs: int | None = None, qat: bool = False,
-             qat_epochs: int | None = None, console: Any = None, **train_overrides: Any) -> dict[str, Any]:  # fmt: skip
+             qat_epochs: int | None = None, backend: str = "onnxruntime", console: Any = None, **train_overrides: Any) -> dict[str, Any]:  # fmt: skip
     """Prune and/or quantize ``model`` (a loaded :class:`~pixelmind.api.Model`) into ``out_dir``; returns the report.
 
     Args:
@@ -94,6 +106,8 @@ def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize:
         distill: fine-tune the pruned model with the original as its teacher.
         qat: fine-tune with fake INT8 quantization before quantizing, for ``qat_epochs`` (default: a quarter of the
             original run's); a run directory of its own, like pruning's.
+        backend: ``onnxruntime`` (a QDQ ``.int8.onnx``) or ``torch`` (a PT2E ``.int8.pt2`` program run by
+            ``torch.compile``; minmax calibration only; latency of both sides measured in PyTorch, compiled).
         calibration: ``minmax``, ``entropy`` or ``percentile`` (see :func:`~pixelmind.optimize.quantize.quantize_onnx`).
         max_drop: the largest drop of the task's primary metric allowed, in its own units
             (default: the task's ``optimize_max_drop``: 0.01 = one point of top-1/mAP/mIoU, 0.3 dB of PSNR).
@@ -104,6 +118,10 @@ def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize:
     from pixelmind.api import Model
 
     _check_request(model, quantize, prune, distill, qat)
+    if backend not in ("onnxruntime", "torch"):
+        raise ConfigError(f"backend: must be onnxruntime or torch (got {backend!r})")
+    if backend == "torch" and calibration != "minmax":
+        raise ConfigError(f"calibration: the torch backend calibrates minmax only (got {calibration!r})")
     task, meta = model.task, model.meta
     data = data or model.config.get("data")
     if not data:
@@ -141,19 +159,29 @@ def optimize(model: Any, out_dir: str | Path, data: str | None = None, quantize:
         final, _ = candidate.export("onnx", out / f"{'pruned' if prune else 'model'}{'.qat' if qat else ''}.onnx", data=data)
     calib = _calibration(model, data, calib_images) if quantize else []
     if quantize:
-        _say(console, f"INT8: calibrating ({calibration}) on {len(calib)} training images")
-        int8 = out / ("pruned.int8.onnx" if prune else "model.int8.onnx")
-        steps.append({"step": "quantize", "format": "onnx-qdq-int8",
-                      **quantize_onnx(final, int8, calibration_batches(calib), calibration, per_channel)})  # fmt: skip
+        _say(console, f"INT8 ({backend}): calibrating ({calibration}) on {len(calib)} training images")
+        stem = "pruned.int8" if prune else "model.int8"
+        if backend == "torch":
+            from pixelmind.optimize.pt2e import quantize_pt2e
+
+            int8 = out / f"{stem}.pt2"
+            info = quantize_pt2e(candidate.net, candidate.meta, calibration_batches(calib), int8, task.dynamic_image_size)
+            steps.append({"step": "quantize", "format": "pt2e-int8", **info})
+        else:
+            int8 = out / f"{stem}.onnx"
+            steps.append({"step": "quantize", "format": "onnx-qdq-int8",
+                          **quantize_onnx(final, int8, calibration_batches(calib), calibration, per_channel)})  # fmt: skip
         final = int8
     _say(console, f"measuring {final.name} on the validation data")
     after = Model.load(final).val(data=data)
 
     shape = tuple(calib[0].shape) if calib and len({tuple(x.shape) for x in calib}) == 1 else (
         meta.extra.get("channels", 3), meta.imgsz, meta.imgsz)  # fmt: skip
-    _say(console, f"onnxruntime latency at batch {' and '.join(map(str, LATENCY_BATCHES))}, input {'x'.join(map(str, shape))}")
-    original = _measure(model.net, original_onnx, shape, before)
-    optimized = _measure(candidate.net, final, shape, after)
+    timed = final.suffix == ".pt2"
+    _say(console, f"{'torch.compile' if timed else 'onnxruntime'} latency at batch {' and '.join(map(str, LATENCY_BATCHES))}, "
+                  f"input {'x'.join(map(str, shape))}")  # fmt: skip
+    original = _measure(model.net, original_onnx, shape, before, _compiled(model.net) if timed else None)
+    optimized = _measure(candidate.net, final, shape, after, Model.load(final).net if timed else None)
     sign = 1 if task.metric_mode == "max" else -1
     drop = sign * (before.get(key, float("nan")) - after.get(key, float("nan")))
     report = {

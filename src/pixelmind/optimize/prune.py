@@ -283,11 +283,11 @@ def finetune_pruned(model: Any, data: str | None, amount: float, epochs: int | N
         >>> run_dir.name, round(s["flops_ratio"], 2)  # doctest: +SKIP
         ('exp-pruned50', 0.49)
     """
-    from pixelmind.export.onnx import OnnxModule, TorchScriptModule
+    from pixelmind.export.onnx import is_exported
     from pixelmind.optimize.finetune import finetune, finetune_config
 
     amount = check_amount(amount)
-    if isinstance(model._require_net(), (OnnxModule, TorchScriptModule)):
+    if is_exported(model._require_net()):
         raise PixelmindError(f"{model.weights_path}: pruning needs PyTorch weights (.safetensors), not an exported model")
     data = data or model.config.get("data")
     if not data:
