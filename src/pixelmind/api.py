@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -409,6 +409,21 @@ class Model:
         from pixelmind.optimize.pipeline import optimize
 
         return optimize(self, out_dir, data=data, quantize=quantize, prune=prune, distill=distill, **options)
+
+    def explain(self, source: Any, method: str | None = None, classes: Sequence[str | int] | None = None,
+                out_dir: str | Path | None = None, faithfulness: bool = True, **options: Any) -> list[dict[str, Any]]:  # fmt: skip
+        """Heat maps of what the model used, per image of ``source`` and per class, box, region or bit map.
+
+        See :func:`pixelmind.explain.pipeline.explain_iter`; each explanation holds ``map`` (``[H, W]``
+        in [0, 1] at the image's size) and, with ``faithfulness``, deletion/insertion AUC beside random maps'.
+
+        Example:
+            >>> Model.load("best.safetensors").explain("cat.jpg", method="gradcam")[0]["explanations"][0]["target"]  # doctest: +SKIP
+            'class cat'
+        """
+        from pixelmind.explain.pipeline import explain_iter
+
+        return list(explain_iter(self, source, method, classes, out_dir, faithfulness, **options))
 
     def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor | list[torch.Tensor]:
         """Real validation images when the training data is reachable, else seeded noise.

@@ -465,10 +465,11 @@ def serve(
     uvicorn.run(fastapi_app, host=host, port=port, log_level="info")
 
 
-from pixelmind.export.cli import export  # noqa: E402 - verbs in modules of their own import the helpers above
+from pixelmind.explain.cli import explain  # noqa: E402 - verbs in modules of their own import the helpers above
+from pixelmind.export.cli import export  # noqa: E402
 from pixelmind.optimize.cli import optimize  # noqa: E402
 
-for _verb in (export, optimize):
+for _verb in (export, optimize, explain):
     app.command()(_verb)
 
 

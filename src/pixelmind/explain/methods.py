@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
 import numpy as np
@@ -56,8 +58,8 @@ def _cam(method: str, network: nn.Module, x: torch.Tensor, target: ExplainTarget
     cam = cls(network, target_layers, reshape_transform=reshape)
     if method == "scorecam":
         cam.batch_size = 16
-    try:
-        with torch.enable_grad():
+    try:  # ScoreCAM draws a tqdm bar per image on stderr: not ours to show
+        with torch.enable_grad(), contextlib.redirect_stderr(io.StringIO()):
             out = cam(x, targets=[target])[0]
     finally:
         cam.activations_and_grads.release()

@@ -6,7 +6,7 @@ at the image's size, float32 in [0, 1]), plus its deletion/insertion AUC next to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,15 @@ def check_method(model: Any, method: str | None) -> str:
 
 
 def explain_image(model: Any, image, method: str, classes: Sequence[str | int] | None = None,
-                  faithfulness: bool = True) -> list[dict[str, Any]]:  # fmt: skip
-    """Maps for one PIL image: per target ``{"target", "map" (np [H, W] at the image's size), AUCs, info}``."""
+                  faithfulness: bool = True, **options: Any) -> list[dict[str, Any]]:  # fmt: skip
+    """Maps for one PIL image: per target ``{"target", "map" (np [H, W] at the image's size), AUCs, info}``.
+
+    ``options`` go to the task's ``explain_targets`` (detect: ``conf``, the least box score explained).
+    """
     net, meta, task = model._require_net(), model.meta, model.task
     x, to_image = task.explain_input(image, meta)
     x = x[None].to(next(net.parameters()).device)
-    network, targets = task.explain_targets(net, x, meta, classes)
+    network, targets = task.explain_targets(net, x, meta, classes, **options)
     network.eval()
     layers = task.explain_layers(net, network, x) if method in CAM_METHODS else None
     out = []
@@ -57,8 +60,7 @@ def explain_image(model: Any, image, method: str, classes: Sequence[str | int] |
 
 
 def explain_iter(model: Any, source: Any, method: str | None = None, classes: Sequence[str | int] | None = None,
-                 out_dir: str | Path | None = None, faithfulness: bool = True,
-                 progress: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
+                 out_dir: str | Path | None = None, faithfulness: bool = True, **options: Any) -> Iterator[dict[str, Any]]:  # fmt: skip
     """One record per image of ``source`` (paths, a folder, PIL images); unreadable files give ``error``."""
     from PIL import Image
 
@@ -79,7 +81,7 @@ def explain_iter(model: Any, source: Any, method: str | None = None, classes: Se
         except ImageDecodeError as err:
             yield {"source": name, "error": str(err)}
             continue
-        rows = explain_image(model, image, method, classes, faithfulness)
+        rows = explain_image(model, image, method, classes, faithfulness, **options)
         stem = f"{n:04d}_{Path(name).stem}" if not name.startswith("<") else f"{n:04d}_image"
         for row in rows:
             if out is not None:
@@ -87,8 +89,6 @@ def explain_iter(model: Any, source: Any, method: str | None = None, classes: Se
                 np.save(base.with_suffix(".npy"), row["map"])
                 overlay(image, row["map"]).save(base.with_suffix(".png"))
                 row["overlay"], row["map_file"] = str(base.with_suffix(".png")), str(base.with_suffix(".npy"))
-        if progress:
-            progress()
         yield {"source": name, "method": method, "explanations": rows}
 
 

@@ -60,6 +60,14 @@ pruning must keep: classifier heads, box and class predictors, segmentation head
 convolutions and the convolutions before a PixelShuffle (their inputs are still narrowed); it
 raises a one-line ConfigError for a model it cannot prune (a DETR, Mask R-CNN, a Transformer whose
 attention reshapes by head). The default refuses the task.
+
+Explanation hooks (``pixelmind explain``, :mod:`pixelmind.explain`): ``explain_methods`` (the
+methods that apply, the first the default; empty refuses the task), ``explain_input(image, meta)
+-> (x, to_image)`` (the network input ``[C, H, W]`` and a function mapping an input-sized map back
+onto the image), ``explain_targets(model, x, meta, classes) -> (network, targets)`` (the network
+to explain, one tensor out, and one :class:`pixelmind.explain.targets.ExplainTarget` per class,
+box, region, change or bit map) and ``explain_layers(model, network, x)`` (the layers CAMs weigh,
+with a reshape for token models).
 """
 
 from __future__ import annotations
@@ -147,6 +155,8 @@ class Task(ABC):
     optimize_unsupported: str | None = None
     #: the largest primary-metric drop ``optimize`` accepts by default (1 point of a 0-1 metric)
     optimize_max_drop: float = 0.01
+    #: ``pixelmind explain`` methods that apply to this task's models, the default first (empty: refused)
+    explain_methods: tuple[str, ...] = ()
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
         """The default recipe for this data: values for every config field the user left as None."""
@@ -266,3 +276,23 @@ class Task(ABC):
     def finalize(self, model: Any, val_loader: Any, meta: Meta, cfg: Any) -> dict[str, Any]:
         """Called once after training with the best weights; returns updates to ``meta.extra``."""
         return {}
+
+    def explain_input(self, image: Any, meta: Meta) -> tuple[Any, Callable[[Any, Any], Any]]:
+        """``(x [C, H, W], to_image)`` for explaining ``image``: the predict preprocessing, and the map
+        at the input's size resized onto the image. Models of any image size see at most 512 px."""
+        from pixelmind.explain.pipeline import resize_to_image
+
+        if self.dynamic_image_size and max(image.size) > 512:
+            scale = 512 / max(image.size)
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+        return self.preprocess(meta)(image), resize_to_image
+
+    def explain_targets(self, model: Any, x: Any, meta: Meta, classes: Sequence[str | int] | None, **options: Any) -> tuple[Any, list[Any]]:
+        """The network to explain and what to explain in its output for input ``x`` ``[1, C, H, W]``."""
+        raise ConfigError(f"explain: the {self.name} task has no explanation methods")
+
+    def explain_layers(self, model: Any, network: Any, x: Any) -> tuple[list[Any], Any]:
+        """The layers CAM methods weigh and their reshape (:func:`pixelmind.explain.targets.cam_layers`)."""
+        from pixelmind.explain.targets import cam_layers
+
+        return cam_layers(network, x)

@@ -61,6 +61,7 @@ class ClassifyTask(Task):
         "augment": "light",
         "channels_last": True,
     }
+    explain_methods = ("gradcam", "gradcam++", "eigencam", "scorecam", "rollout", "ig", "gradient")
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
         """Small images (digits, MNIST-like) train a small CNN near their native size; photos a ResNet-18."""
@@ -164,6 +165,11 @@ class ClassifyTask(Task):
         tf = self.preprocess(meta)
         x = torch.stack([tf(im) for im in images]).to(model_device(model))
         return self.postprocess(model(x), meta, topk)
+
+    def explain_targets(self, model, x, meta: Meta, classes=None, **_: Any):
+        from pixelmind.tasks.classify.explain import class_targets
+
+        return model, class_targets(model, x, meta.class_names, classes, meta.extra.get("temperature", 1.0))
 
     def calibration_inputs(self, dataset, meta: Meta, n: int, seed: int = 0) -> list[torch.Tensor]:
         """In-memory training images come as uint8 (normalized on the device in training): normalize them here."""

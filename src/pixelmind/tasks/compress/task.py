@@ -103,6 +103,7 @@ class CompressTask(Task):
         "fixed on the fp32 transforms, and an INT8 or pruned transform would need new tables and a retrained "
         "rate-distortion trade-off (train a smaller --quality/model instead)")
     dynamic_image_size = True
+    explain_methods = ("bits",)
     defaults = {
         "model": "mean_scale_s",
         "quality": 3,
@@ -213,6 +214,14 @@ class CompressTask(Task):
         from pixelmind.tasks.enhance.data import to_tensor
 
         return lambda image: to_tensor(image, 3)
+
+    def explain_targets(self, model, x, meta: Meta, classes=None, **_: Any):
+        from pixelmind.tasks.compress.explain import BitsMap, bits_target
+
+        network = BitsMap(model)
+        with torch.no_grad():
+            bpp = float(network(x).mean())
+        return network, [bits_target(bpp)]
 
     @torch.inference_mode()
     def predict(self, model, images: Sequence[Any], meta: Meta, decode: bool = True,

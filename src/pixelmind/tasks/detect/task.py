@@ -113,6 +113,7 @@ class DetectTask(Task):
         "augment": "light",
         "channels_last": False,
     }
+    explain_methods = ("gradcam", "gradcam++", "eigencam", "scorecam", "ig", "gradient")
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
         """``shapes``: 64-px images, lr 5e-3 with gradient clipping (bench/RESULTS.md); other data: 320-px letterboxes."""
@@ -227,6 +228,29 @@ class DetectTask(Task):
 
     def export_parts(self, model, inputs):
         return [("", PackedOutputs(model).eval(), inputs)]
+
+    def explain_input(self, image, meta: Meta):
+        """The square letterbox predict uses; maps are cropped to the image's part of the canvas."""
+        from pixelmind.explain.render import resize_map
+
+        side = meta.imgsz / max(image.size)
+        h, w = max(1, round(image.height * side)), max(1, round(image.width * side))
+        return self.preprocess(meta)(image), lambda saliency, im: resize_map(saliency[:h, :w], im.size)
+
+    def explain_targets(self, model, x, meta: Meta, classes=None, conf: float = DEFAULT_CONF):
+        from pixelmind.tasks.detect.explain import box_targets
+
+        network = PackedOutputs(model)
+        return network, box_targets(network, x, meta.class_names, conf, classes)
+
+    def explain_layers(self, model, network, x):
+        """The class branch's features at every level (a CNN), or the hybrid encoder's last map (a DETR)."""
+        from pixelmind.explain.targets import cam_layers
+        from pixelmind.tasks.detect.models import Detector
+
+        if isinstance(model, Detector):
+            return [head.cls[0] for head in model.heads], None
+        return cam_layers(network, x, within=model.encoder)
 
 
 def _rect_batch(images: Sequence[Any], meta: Meta, stride: int = 32) -> torch.Tensor:

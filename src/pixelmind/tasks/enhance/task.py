@@ -80,6 +80,7 @@ class EnhanceTask(Task):
     primary_metric = "psnr"
     metric_mode = "max"
     dynamic_image_size = True
+    explain_methods = ("difference", "gradient", "ig")
     optimize_max_drop = 0.3  # dB of PSNR
     defaults = {
         "model": "edsr_s",
@@ -205,6 +206,11 @@ class EnhanceTask(Task):
 
         channels = meta.extra.get("channels", 3)
         return lambda image: to_tensor(image, channels)
+
+    def explain_targets(self, model, x, meta: Meta, classes=None, **_: Any):
+        from pixelmind.tasks.enhance.explain import ChangeMap, change_target
+
+        return ChangeMap(model, meta.extra.get("scale", 1)), [change_target()]
 
     @torch.inference_mode()
     def predict(self, model, images: Sequence[Any], meta: Meta, tile: int = 256, overlap: int = 32,

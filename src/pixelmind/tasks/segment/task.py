@@ -130,6 +130,7 @@ class SegmentTask(Task):
     models = MODELS
     metric_mode = "max"
     dynamic_image_size = True
+    explain_methods = ("gradcam", "gradcam++", "eigencam", "scorecam", "ig", "gradient")
     defaults = {
         "model": "unet_s",
         "epochs": 30,
@@ -354,6 +355,15 @@ class SegmentTask(Task):
         batches = inputs if isinstance(inputs, list) else [inputs]
         padded = [F.pad(b, (0, -b.shape[-1] % stride, 0, -b.shape[-2] % stride)) for b in batches]
         return [("", model, padded if isinstance(inputs, list) else padded[0])]
+
+    def explain_targets(self, model, x, meta: Meta, classes=None, **_: Any):
+        from pixelmind.tasks.segment.explain import PaddedSegmenter, region_targets
+
+        if self._is_instance_module(model):
+            raise ConfigError(f"explain: {meta.model} is an instance segmenter; explain supports semantic models "
+                              "(explain its boxes with a detector)")  # fmt: skip
+        network = PaddedSegmenter(model, _stride(model))
+        return network, region_targets(network, x, meta.class_names, classes)
 
     @staticmethod
     def _is_instance_module(model) -> bool:
