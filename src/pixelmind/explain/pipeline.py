@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pixelmind.errors import ConfigError
 from pixelmind.explain.faithfulness import deletion_insertion, random_baseline
@@ -44,7 +43,7 @@ def explain_image(model: Any, image, method: str, classes: Sequence[str | int] |
     net, meta, task = model._require_net(), model.meta, model.task
     x, to_image = task.explain_input(image, meta)
     x = x[None].to(next(net.parameters()).device)
-    network, targets = task.explain_targets(net, x, meta, classes, **options)
+    network, targets = task.explain_targets(net, x, meta, classes, image=image, **options)
     network.eval()
     layers = task.explain_layers(net, network, x) if method in CAM_METHODS else None
     out = []

@@ -66,7 +66,7 @@ methods that apply, the first the default; empty refuses the task), ``explain_in
 -> (x, to_image)`` (the network input ``[C, H, W]`` and a function mapping an input-sized map back
 onto the image), ``explain_targets(model, x, meta, classes) -> (network, targets)`` (the network
 to explain, one tensor out, and one :class:`pixelmind.explain.targets.ExplainTarget` per class,
-box, region, change or bit map) and ``explain_layers(model, network, x)`` (the layers CAMs weigh,
+box, region, change or bit map; ``options`` hold the source ``image``) and ``explain_layers(model, network, x)`` (the layers CAMs weigh,
 with a reshape for token models).
 """
 
@@ -288,7 +288,10 @@ class Task(ABC):
         return self.preprocess(meta)(image), resize_to_image
 
     def explain_targets(self, model: Any, x: Any, meta: Meta, classes: Sequence[str | int] | None, **options: Any) -> tuple[Any, list[Any]]:
-        """The network to explain and what to explain in its output for input ``x`` ``[1, C, H, W]``."""
+        """The network to explain and what to explain in its output for input ``x`` ``[1, C, H, W]``.
+
+        ``options`` hold ``image`` (the PIL image ``x`` came from) and the user's task options.
+        """
         raise ConfigError(f"explain: the {self.name} task has no explanation methods")
 
     def explain_layers(self, model: Any, network: Any, x: Any) -> tuple[list[Any], Any]:

@@ -237,11 +237,16 @@ class DetectTask(Task):
         h, w = max(1, round(image.height * side)), max(1, round(image.width * side))
         return self.preprocess(meta)(image), lambda saliency, im: resize_map(saliency[:h, :w], im.size)
 
-    def explain_targets(self, model, x, meta: Meta, classes=None, conf: float = DEFAULT_CONF):
+    def explain_targets(self, model, x, meta: Meta, classes=None, image=None, conf: float = DEFAULT_CONF, **_: Any):
         from pixelmind.tasks.detect.explain import box_targets
 
         network = PackedOutputs(model)
-        return network, box_targets(network, x, meta.class_names, conf, classes)
+        targets = box_targets(network, x, meta.class_names, conf, classes)
+        if image is not None:  # report boxes in the image's pixels
+            for t in targets:
+                box = unletterbox(torch.tensor([t.info["box"]]), meta.imgsz / max(image.size), [image.height, image.width])
+                t.info["box"] = [round(v, 2) for v in box[0].tolist()]
+        return network, targets
 
     def explain_layers(self, model, network, x):
         """The class branch's features at every level (a CNN), or the hybrid encoder's last map (a DETR)."""
