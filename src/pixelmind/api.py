@@ -425,6 +425,19 @@ class Model:
 
         return list(explain_iter(self, source, method, classes, out_dir, faithfulness, **options))
 
+    def robust(self, out_dir: str | Path, data: str | None = None, **options: Any) -> dict[str, Any]:
+        """The task metric clean, under adversarial attacks and under common corruptions; returns the report.
+
+        See :func:`pixelmind.robust.evaluate.robustness_report` for the options (``attacks``, ``eps``, ``corruptions`` ...).
+
+        Example:
+            >>> Model.load("best.safetensors").robust("robust", attacks=["pgd"], eps=[2 / 255])["attacks"][0]["top1"]  # doctest: +SKIP
+            0.41
+        """
+        from pixelmind.robust.evaluate import robustness_report
+
+        return robustness_report(self, out_dir, data=data, **options)
+
     def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor | list[torch.Tensor]:
         """Real validation images when the training data is reachable, else seeded noise.
 

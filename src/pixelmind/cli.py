@@ -468,8 +468,9 @@ def serve(
 from pixelmind.explain.cli import explain  # noqa: E402 - verbs in modules of their own import the helpers above
 from pixelmind.export.cli import export  # noqa: E402
 from pixelmind.optimize.cli import optimize  # noqa: E402
+from pixelmind.robust.cli import robust  # noqa: E402
 
-for _verb in (export, optimize, explain):
+for _verb in (export, optimize, explain, robust):
     app.command()(_verb)
 
 

@@ -68,6 +68,12 @@ onto the image), ``explain_targets(model, x, meta, classes) -> (network, targets
 to explain, one tensor out, and one :class:`pixelmind.explain.targets.ExplainTarget` per class,
 box, region, change or bit map; ``options`` hold the source ``image``) and ``explain_layers(model, network, x)`` (the layers CAMs weigh,
 with a reshape for token models).
+
+Robustness hooks (``pixelmind robust``, ``train --set adv_train=pgd``; :mod:`pixelmind.robust`):
+``robust_unsupported`` (a one-line reason to refuse), ``pixel_space(meta)`` (the normalisation
+between [0, 1] pixels and network inputs), ``attack_batch(batch, meta, train)`` (the batch with its
+images, ``batch[0]``, as normalised float tensors: uint8 batches augmented in training, normalised
+otherwise) and ``attack_loss(model, batch)`` (the scalar attacks increase; default: the training loss).
 """
 
 from __future__ import annotations
@@ -157,6 +163,8 @@ class Task(ABC):
     optimize_max_drop: float = 0.01
     #: ``pixelmind explain`` methods that apply to this task's models, the default first (empty: refused)
     explain_methods: tuple[str, ...] = ()
+    #: why ``pixelmind robust`` and adversarial training refuse this task (None: supported)
+    robust_unsupported: str | None = None
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
         """The default recipe for this data: values for every config field the user left as None."""
@@ -299,3 +307,17 @@ class Task(ABC):
         from pixelmind.explain.targets import cam_layers
 
         return cam_layers(network, x)
+
+    def pixel_space(self, meta: Meta) -> Any:
+        """How network inputs relate to [0, 1] pixels (:class:`pixelmind.robust.attacks.PixelSpace`)."""
+        from pixelmind.robust.attacks import PixelSpace
+
+        return PixelSpace(meta.mean, meta.std)
+
+    def attack_batch(self, batch: Any, meta: Meta, train: bool = False) -> Any:
+        """``batch`` with normalised float images first (the default: it already has them)."""
+        return batch
+
+    def attack_loss(self, model: Any, batch: Any) -> Any:
+        """The scalar an attack increases on ``batch`` (with ``attack_batch``'s images)."""
+        return self.training_step(model, batch, 0)["loss"]

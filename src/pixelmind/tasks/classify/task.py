@@ -171,6 +171,19 @@ class ClassifyTask(Task):
 
         return model, class_targets(model, x, meta.class_names, classes, meta.extra.get("temperature", 1.0))
 
+    def attack_batch(self, batch, meta: Meta, train: bool = False):
+        """uint8 batches (in-memory data): augmented as in training, else normalised."""
+        from pixelmind.data.batch_transforms import normalize_uint8
+
+        images, labels = batch
+        if images.dtype == torch.uint8:
+            images = self._batch_augment(images) if train else normalize_uint8(images, meta.mean, meta.std)
+        return images, labels
+
+    def attack_loss(self, model, batch) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(model(match_memory_format(model, images)), labels)
+
     def calibration_inputs(self, dataset, meta: Meta, n: int, seed: int = 0) -> list[torch.Tensor]:
         """In-memory training images come as uint8 (normalized on the device in training): normalize them here."""
         from pixelmind.data.batch_transforms import normalize_uint8

@@ -97,6 +97,7 @@ class CompressTask(Task):
     name = "compress"
     models = MODELS
     primary_metric = "rd_loss"
+    robust_unsupported = "a codec's metric is its own rate and distortion; corrupt the images and run pixelmind rd instead"
     metric_mode = "min"
     optimize_unsupported = (
         "a bitstream must decode to the same image on every machine: the integer entropy-coding tables are "

@@ -229,6 +229,17 @@ class DetectTask(Task):
     def export_parts(self, model, inputs):
         return [("", PackedOutputs(model).eval(), inputs)]
 
+    def attack_loss(self, model, batch) -> torch.Tensor:
+        """The training loss; validation targets (in the image's pixels) are moved onto the canvas first."""
+        images, targets = batch
+        canvas = []
+        for t in targets:
+            if "scale" in t:
+                keep = t["iscrowd"] == 0 if "iscrowd" in t else slice(None)
+                t = {"boxes": t["boxes"][keep] * t["scale"], "labels": t["labels"][keep]}
+            canvas.append(t)
+        return self._task_losses(model, (images, canvas))[0]["loss"]
+
     def explain_input(self, image, meta: Meta):
         """The square letterbox predict uses; maps are cropped to the image's part of the canvas."""
         from pixelmind.explain.render import resize_map

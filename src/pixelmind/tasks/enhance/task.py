@@ -207,6 +207,12 @@ class EnhanceTask(Task):
         channels = meta.extra.get("channels", 3)
         return lambda image: to_tensor(image, channels)
 
+    def pixel_space(self, meta: Meta):
+        """Enhancers take [0, 1] pixels as they are."""
+        from pixelmind.robust.attacks import PixelSpace
+
+        return PixelSpace((0.0,) * 3, (1.0,) * 3)
+
     def explain_targets(self, model, x, meta: Meta, classes=None, **_: Any):
         from pixelmind.tasks.enhance.explain import ChangeMap, change_target
 

@@ -102,6 +102,7 @@ def class_index(meta: Meta, class_name: str | int | None) -> int | None:
 class GenerateTask(Task):
     name = "generate"
     primary_metric = "fid"
+    robust_unsupported = "a generator has no input image to perturb"
     metric_mode = "min"
     optimize_unsupported = (
         "a sample is judged by FID over thousands of images, not by a per-image metric a parity gate can check, "
