@@ -64,6 +64,10 @@ class TrainConfig(BaseModel):
     teacher: str | None = Field(None, description="a pixelmind .safetensors weights file of the same task and classes to distil from")
     distill_alpha: float = Field(0.5, ge=0, le=1, description="with teacher: weight of the distillation term (0 = task loss only)")
     distill_temperature: float = Field(4.0, gt=0, description="with teacher: softmax temperature of the KL terms (classify, segment)")
+    # adversarial training (pixelmind.robust): every training batch replaced by its attacked copy
+    adv_train: Literal["fgsm", "pgd"] | None = Field(None, description="train on FGSM or PGD images (classify, detect, segment, enhance)")
+    adv_eps: float = Field(2 / 255, gt=0, le=1, description="with adv_train: L-inf budget in pixel units (2/255)")
+    adv_steps: int = Field(3, ge=1, description="with adv_train=pgd: attack steps per batch")
     val_fraction: float = Field(0.2, gt=0, lt=1)
     augment: Literal["none", "light", "trivial", "randaugment"] | None = None
     mixup: float = Field(0.0, ge=0)

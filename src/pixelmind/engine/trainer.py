@@ -100,6 +100,8 @@ class Trainer:
         from pixelmind.engine.console import RunLog
 
         self.task, self.cfg, self.meta, self.bundle = task, cfg, meta, bundle
+        if cfg.adv_train and task.robust_unsupported:
+            raise ConfigError(f"adv_train: the {task.name} task cannot train adversarially: {task.robust_unsupported}")
         self.acc = make_accelerator(cfg)
         self.is_main = self.acc.is_main_process
         # checked before the run directory exists, so that a refused teacher leaves no empty run behind
@@ -219,6 +221,10 @@ class Trainer:
                 p.requires_grad_(True)
 
     def _step(self, batch: Any, step: int, optimizer_idx: int) -> dict[str, torch.Tensor]:
+        if self.cfg.adv_train:  # Madry et al.: train on the attack's images (pixelmind.robust)
+            from pixelmind.robust.attacks import adversarial_batch
+
+            batch = adversarial_batch(self.task, self.model, batch, self.meta, self.cfg, step)
         if self.teacher is not None:  # only tasks with one optimizer distil (Task.check_teacher refused the others)
             return self.task.distillation_step(self.model, self.teacher, batch, step, self.cfg)
         return self.task.training_step(self.model, batch, step, optimizer_idx)
