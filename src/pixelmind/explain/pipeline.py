@@ -16,6 +16,16 @@ from pixelmind.errors import ConfigError
 from pixelmind.explain.faithfulness import deletion_insertion, random_baseline
 from pixelmind.explain.methods import CAM_METHODS, attribution_map
 from pixelmind.explain.render import overlay, resize_map
+from pixelmind.explain.targets import is_vit
+
+
+def available_methods(model: Any) -> list[str]:
+    """The methods that apply to ``model``: its task's, rollout only for Vision Transformers, none for an exported file."""
+    path = model.weights_path
+    if path is not None and path.suffix.lower() != ".safetensors":
+        return []
+    vit = model.net is not None and any(is_vit(m) for m in model.net.modules())
+    return [m for m in model.task.explain_methods if m != "rollout" or vit]
 
 
 def check_method(model: Any, method: str | None) -> str:
@@ -24,7 +34,9 @@ def check_method(model: Any, method: str | None) -> str:
     if path is not None and path.suffix.lower() != ".safetensors":
         raise ConfigError(f"{path}: explain needs PyTorch weights (.safetensors) to follow gradients; an exported or "
                           "INT8 file has none: explain the weights it was made from")  # fmt: skip
-    methods = task.explain_methods
+    methods = available_methods(model)
+    if method == "rollout" and "rollout" in task.explain_methods and "rollout" not in methods:
+        raise ConfigError("method: rollout reads the attention of a Vision Transformer (ViT/DeiT); use gradcam for this model")
     if not methods:
         raise ConfigError(f"explain: the {task.name} task has no explanation methods")
     if method is None:
@@ -130,4 +142,4 @@ def class_indices(classes: Sequence[str | int] | None, names: Sequence[str]) -> 
     return out
 
 
-__all__ = ["check_method", "class_indices", "explain_image", "explain_iter", "resize_to_image", "summarize"]
+__all__ = ["available_methods", "check_method", "class_indices", "explain_image", "explain_iter", "resize_to_image", "summarize"]

@@ -37,7 +37,14 @@ def robust(
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON on the last line"),
 ) -> None:
     """The task metric under adversarial attacks (FGSM, PGD) and common corruptions: a table, JSON and a plot."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from pixelmind.api import Model
     from pixelmind.cli import _console, _emit_json

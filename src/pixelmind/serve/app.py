@@ -36,6 +36,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pixelmind.api import Model
 from pixelmind.data.decode import ImageDecodeError, load_image
+from pixelmind.explain.pipeline import available_methods
+from pixelmind.explain.serve import explain_router
 from pixelmind.serve.batching import DynamicBatcher, QueueFullError
 from pixelmind.serve.settings import ServeSettings
 
@@ -65,7 +67,7 @@ class ServedModel:
         return {
             "name": self.name, "task": meta.task, "model": meta.model, "classes": list(meta.class_names),
             "input_size": None if getattr(task, "dynamic_image_size", False) else meta.imgsz,
-            "sha256": self.sha256,
+            "sha256": self.sha256, "explain_methods": available_methods(self.model),
             "batching": {"max_batch": self.batcher.max_batch, "max_wait_ms": self.batcher.max_wait_ms},
         }  # fmt: skip
 
@@ -342,6 +344,8 @@ def create_app(
             body["bitstream_base64"] = base64.b64encode(bytes(bitstream)).decode("ascii")
         body.update(ms=round((time.perf_counter() - t0) * 1000, 2), batch_size=batch_size)
         return JSONResponse(body)
+
+    app.include_router(explain_router(served, settings), dependencies=[Depends(require_key)])
 
     # the training runs browser (its own module) behind the same key
     try:
