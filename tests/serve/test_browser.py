@@ -103,6 +103,27 @@ def test_classify_draws_topk_bars(page, image):
     assert _message(page) is None
 
 
+def test_explain_shows_the_overlay_next_to_the_prediction(page, image):
+    page.select_option("#model", "digits")
+    assert page.locator("#explain-field").is_visible()
+    methods = page.locator("#explain-method option").all_inner_texts()
+    assert "gradcam" in methods and "rollout" not in methods  # a CNN: no attention to roll out
+    page.select_option("#explain-method", "gradcam++")
+    page.check("#explain")  # runs again once a file is set
+    page.set_input_files("#file", str(image))
+    page.wait_for_selector("#result .explain figure.explanation img")
+    assert page.locator("#result .bars").count() == 1, _message(page)  # the prediction stays beside it
+    assert page.locator("#result .explain h2").inner_text() == "Explanation (gradcam++)"
+    overlay = page.locator("#result .explanation img")
+    size = overlay.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [IN_W, IN_H]  # the map covers the uploaded image, at its size
+    caption = page.locator("#result .explanation figcaption").inner_text()
+    assert caption.startswith("class ") and re.search(r"deletion AUC \d\.\d{3} \(random \d\.\d{3}\)", caption), caption
+    page.select_option("#model", "sr_x2")
+    assert page.locator("#explain-method option").all_inner_texts() == ["difference", "gradient", "ig"]
+    assert _message(page) is None
+
+
 def test_enhance_before_after_slider(page, image):
     page.set_input_files("#file", str(image))
     page.wait_for_selector("#result[data-task=classify] .bars")

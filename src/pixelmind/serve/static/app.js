@@ -141,6 +141,13 @@ function currentModel() {
 function updateModelInfo() {
   const m = currentModel();
   $("#topk-field").hidden = !m || m.task !== "classify";
+  const methods = (m && m.explain_methods) || [];
+  $("#explain-field").hidden = !methods.length;
+  const select = $("#explain-method");
+  if (select.dataset.model !== (m && m.name)) {
+    select.replaceChildren(...methods.map((x) => el("option", { value: x, text: x })));
+    select.dataset.model = m ? m.name : "";
+  }
   $("#run").disabled = !m || !state.file || state.busy;
   if (!m) return ($("#model-info").textContent = "");
   const classes = Array.isArray(m.classes) ? m.classes.length : m.classes;
@@ -180,6 +187,7 @@ function initInput() {
   });
   $("#model").addEventListener("change", () => { updateModelInfo(); if (state.file) predict(); });
   $("#predict-form").addEventListener("submit", (e) => { e.preventDefault(); predict(); });
+  for (const id of ["#explain", "#explain-method"]) $(id).addEventListener("change", () => { if (state.file) predict(); });
 }
 
 // ---------- predict ----------
@@ -222,6 +230,16 @@ async function predict() {
     box.replaceChildren(el("p", { class: "result-head" },
       el("strong", { text: model.name }), ` · ${model.task} · ${ms} ms round trip`), view);
     box.dataset.task = model.task;
+    if ($("#explain").checked && (model.explain_methods || []).length) {
+      const pending = el("p", { class: "muted", text: "Explaining…" });
+      box.append(pending);
+      try {
+        pending.replaceWith(await explainView(model));
+      } catch (e) {
+        pending.remove();
+        showMessage(`Explanation failed: ${e.message}`);
+      }
+    }
   } catch (e) {
     box.replaceChildren(el("p", { class: "muted", text: "No result." }));
     showMessage(`Prediction failed: ${e.message}`);
@@ -329,6 +347,25 @@ async function showGeneric(model) {  // tasks this page does not know: the rende
     url ? el("figure", { class: "decoded" }, el("img", { src: url, alt: `Rendered ${model.task} result` }),
       el("figcaption", { text: `Rendered ${model.task} result` })) : inputFigure(),
     el("div", { class: "grow" }, jsonTable(result)));
+}
+
+async function explainView(model) {  // overlays next to the prediction, each with its faithfulness
+  const q = new URLSearchParams({ method: $("#explain-method").value });
+  const body = new FormData();
+  body.append("file", state.file, state.file.name || "image.png");
+  const j = await (await api(`/v1/models/${encodeURIComponent(model.name)}/explain?${q}`, { method: "POST", body })).json();
+  const rows = j.explanations || [];
+  const figures = rows.map((r) => el("figure", { class: "thumb explanation" },
+    el("img", { src: objectUrl(base64Blob(r.overlay_png_base64, "image/png")), alt: `${j.method} map of ${r.target}` }),
+    el("figcaption", {}, el("strong", { text: r.target }),
+      r.deletion_auc !== undefined ? el("span", { class: "muted",
+        text: ` deletion AUC ${fmt(r.deletion_auc, 3)} (random ${fmt(r.random_deletion_auc, 3)}), ` +
+          `insertion ${fmt(r.insertion_auc, 3)} (random ${fmt(r.random_insertion_auc, 3)})` }) : null)));
+  return el("section", { class: "explain", "aria-label": "Explanation" },
+    el("h2", { text: `Explanation (${j.method})` }),
+    rows.length ? el("div", { class: "split" }, inputFigure(), ...figures)
+      : el("p", { class: "muted", text: "Nothing to explain: no class, box or region was predicted." }),
+    el("p", { class: "muted", text: "Deletion: lower than random is better; insertion: higher than random is better." }));
 }
 
 const TASKS = { classify: showClassify, enhance: showEnhance, compress: showCompress };
