@@ -87,23 +87,26 @@ def test_asked_for_classes_are_explained_each(classifiers, image):
         classifiers["cnn"].explain(image, classes=["zebra"])
 
 
+CHECKER = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 2.0 - 1  # +-1, zero mean
+
+
 class LeftHalf(torch.nn.Module):
-    """Class 1's logit is the contrast (std) of the image's left half: the only pixels that matter.
-    (Contrast, not the mean: the blurred copy that deletion pastes in keeps an image's mean.)"""
+    """Class 1's logit matches the left half against a checkerboard: the only pixels that matter.
+    (Deleting them to zero or blurring them both take the logit to 0.)"""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        left = x[..., : x.shape[-1] // 2].flatten(1).std(1)
+        left = (x[..., :8] * CHECKER[:, :8]).mean((1, 2, 3))
         return torch.stack([-left, left], 1)
 
 
 def test_faithfulness_tells_a_true_map_from_random_ones():
-    x = torch.rand(1, 3, 16, 16) + 1
+    x = (1.5 + 0.5 * CHECKER).expand(1, 3, 16, 16).clone()
     target = ExplainTarget("class 1", lambda out: out[1])
     saliency = attribution_map("gradient", LeftHalf(), x, target)
-    assert saliency[:, :8].mean() > 0.1 and saliency[:, 8:].max() == 0  # the gradient sees the left half only
+    assert saliency[:, :8].min() == 1 and saliency[:, 8:].max() == 0  # the gradient sees the left half only
     true, noise = deletion_insertion(LeftHalf(), x, saliency, target), random_baseline(LeftHalf(), x, target)
-    assert true["deletion_auc"] < noise["random_deletion_auc"] - 0.05
-    assert true["insertion_auc"] > noise["random_insertion_auc"] + 0.05
+    assert true["deletion_auc"] < noise["random_deletion_auc"] - 0.1
+    assert true["insertion_auc"] > noise["random_insertion_auc"] + 0.1
     wrong = deletion_insertion(LeftHalf(), x, 1 - saliency, target)  # pointing at the right half: worse than random
     assert wrong["deletion_auc"] > noise["random_deletion_auc"]
 

@@ -1,8 +1,10 @@
 """Deletion and insertion AUC (Petsiuk et al., RISE, 2018): does the map point at what the model uses?
 
-Deletion removes the most important pixels first (replaced by a blurred copy of the image) and
-follows the target's score down: a faithful map makes it fall fast (low AUC). Insertion starts from
-the blurred image and puts the most important pixels back: the score should rise fast (high AUC).
+Deletion removes the most important pixels first (set to zero: the data set's mean colour after
+normalisation) and follows the target's score down: a faithful map makes it fall fast (low AUC).
+Insertion starts from a blurred copy of the image and puts the most important pixels back: the score
+should rise fast (high AUC). These are RISE's choices; a blurred deletion baseline was measured less
+telling (bench/RESULTS.md: a small digit stays readable when blurred, so every map scores alike).
 Each is compared with random maps on the same image in the same run; a map is only worth looking
 at when it beats them.
 
@@ -38,7 +40,7 @@ def _curves(network: nn.Module, x: torch.Tensor, order: torch.Tensor, target: Ex
             batch: int = 16) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Scores after removing / inserting the first ``k / steps`` of ``order`` (pixel indices), k = 0..steps."""
     h, w = x.shape[-2:]
-    base = _blurred(x)
+    removed, base = torch.zeros_like(x), _blurred(x)
     counts = [round(k * h * w / steps) for k in range(steps + 1)]
     rank = torch.empty(h * w, dtype=torch.long)
     rank[order] = torch.arange(h * w)
@@ -51,7 +53,7 @@ def _curves(network: nn.Module, x: torch.Tensor, order: torch.Tensor, target: Ex
                 out.append(float((target.prob or target.score)(o)))
         return np.asarray(out)
 
-    deletion = scores(x * (1 - masks) + base * masks)
+    deletion = scores(x * (1 - masks) + removed * masks)
     insertion = scores(base * (1 - masks) + x * masks)
     if target.prob is None:  # no probability: relative to the unchanged image's score
         ref = deletion[0] if abs(deletion[0]) > 1e-12 else 1.0
