@@ -5,6 +5,7 @@ Exit codes: 0 ok, 2 bad usage / config / data / weights (one line on stderr), 1 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -465,13 +466,8 @@ def serve(
     uvicorn.run(fastapi_app, host=host, port=port, log_level="info")
 
 
-from pixelmind.explain.cli import explain  # noqa: E402 - verbs in modules of their own import the helpers above
-from pixelmind.export.cli import export  # noqa: E402
-from pixelmind.optimize.cli import optimize  # noqa: E402
-from pixelmind.robust.cli import robust  # noqa: E402
-
-for _verb in (export, optimize, explain, robust):
-    app.command()(_verb)
+for _verb in ("export", "optimize", "explain", "robust"):  # verbs in modules of their own (they import the helpers above)
+    app.command()(getattr(importlib.import_module(f"pixelmind.{_verb}.cli"), _verb))
 
 
 def main() -> None:
