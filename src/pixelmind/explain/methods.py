@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from pixelmind.errors import ConfigError
-from pixelmind.explain.targets import ExplainTarget, cam_layers, is_vit
+from pixelmind.explain.targets import ExplainTarget, _grid, cam_layers, is_vit
 
 CAM_METHODS = ("gradcam", "gradcam++", "eigencam", "scorecam")
 GRADIENT_METHODS = ("ig", "gradient")
@@ -119,8 +119,6 @@ def attention_rollout(network: nn.Module, x: torch.Tensor, discard: float = 0.0)
         attn = attn + torch.eye(n)
         rollout = (attn / attn.sum(-1, keepdim=True)) @ rollout
     prefix = getattr(vit, "num_prefix_tokens", 1)
-    from pixelmind.explain.targets import _grid
-
     h, w = _grid(vit, n - prefix)
     return rollout[0, prefix:].reshape(h, w)
 
