@@ -363,38 +363,10 @@ class Model:
         Returns:
             (path, :func:`~pixelmind.export.onnx.parity_error` against PyTorch). Raises if above ``tolerance``.
         """
-        from pixelmind.export.onnx import (
-            OnnxModule,
-            TorchScriptModule,
-            export_onnx,
-            export_torchscript,
-            is_exported,
-            parity_error,
-        )
+        from pixelmind.export.pipeline import export_model
 
-        net, meta = self._require_net(), self.meta
-        if is_exported(net):
-            raise PixelmindError("export needs PyTorch weights (.safetensors), not an exported model")
-        if format not in ("onnx", "torchscript"):
-            raise ConfigError(f"format: must be onnx or torchscript (got {format!r})")
-        base = self.weights_path.with_suffix("") if self.weights_path else Path(meta.model)
-        path = Path(path) if path else base.with_suffix(".onnx" if format == "onnx" else ".torchscript")
-        net = net.eval().cpu()
-        # a task may export several networks (compress: encoder and decoder transforms), each checked
-        self.exported = []
-        for part, module, inputs in self.task.export_parts(net, self._parity_inputs(data, samples)):
-            part_path = path.with_suffix(f".{part}{path.suffix}") if part else path
-            if format == "onnx":
-                export_onnx(module, meta, part_path, dynamic_hw=self.task.dynamic_image_size, example=inputs)
-                exported: torch.nn.Module = OnnxModule(part_path)
-            else:
-                export_torchscript(module, meta, part_path, example=inputs)
-                exported = TorchScriptModule(part_path)
-            diff = parity_error(module, exported, inputs)
-            if diff > tolerance:
-                raise PixelmindError(f"{part_path}: parity check failed: max |difference| (relative above 1) {diff:.3g} > tolerance {tolerance:g}")
-            self.exported.append((part_path, diff))
-        return max(self.exported, key=lambda pd: pd[1]) if len(self.exported) > 1 else self.exported[0]
+        self.exported = export_model(self, format, path, data, tolerance, samples)
+        return max(self.exported, key=lambda pd: pd[1])
 
     def optimize(self, out_dir: str | Path, data: str | None = None, quantize: str | None = None, prune: float | None = None,
                  distill: bool = False, **options: Any) -> dict[str, Any]:  # fmt: skip
@@ -437,32 +409,6 @@ class Model:
         from pixelmind.robust.evaluate import robustness_report
 
         return robustness_report(self, out_dir, data=data, **options)
-
-    def _parity_inputs(self, data: str | None, samples: int) -> torch.Tensor | list[torch.Tensor]:
-        """Real validation images when the training data is reachable, else seeded noise.
-
-        Images of different sizes (whole images for image-to-image tasks) come as a list of batches of one.
-        """
-        meta = self.meta
-        try:
-            cfg = make_config({"task": meta.task, "data": data or self.config.get("data", ""), "imgsz": meta.imgsz,
-                               "seed": meta.extra.get("seed", 0), "augment": "none", "batch": 1})  # fmt: skip
-            val = self.task.load_data(cfg, meta).val
-            xs = []
-            for i in range(min(samples, len(val))):
-                item = val[i]
-                if isinstance(item, tuple):
-                    xs.append(item[0])
-                elif torch.is_tensor(item):  # image-only samples (compress)
-                    xs.append(item)
-            if xs and len({x.shape for x in xs}) == 1:
-                return torch.stack(xs)
-            if xs:
-                return [x[None] for x in xs[:8]]
-        except PixelmindError:
-            pass
-        g = torch.Generator().manual_seed(0)
-        return torch.rand(8, meta.extra.get("channels", 3), meta.imgsz, meta.imgsz, generator=g)
 
     def info(self) -> dict[str, Any]:
         net, meta = self._require_net(), self.meta
