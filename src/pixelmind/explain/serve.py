@@ -41,9 +41,7 @@ class _Explainer:
 
 def explain_router(served: dict[str, Any], settings: Any) -> APIRouter:
     """The router; ``served`` maps names to :class:`pixelmind.serve.app.ServedModel`."""
-    from pixelmind.data.decode import ImageDecodeError
-    from pixelmind.errors import PixelmindError
-    from pixelmind.serve.app import PixelLimitError, UploadTooLarge, _decode, _error, _one_line, _upload_bytes
+    from pixelmind.serve.app import _decode, _upload_bytes, request_error
 
     router = APIRouter()
     explainers = {name: _Explainer(entry.model) for name, entry in served.items()}
@@ -74,16 +72,8 @@ def explain_router(served: dict[str, Any], settings: Any) -> APIRouter:
             image = await asyncio.to_thread(_decode, data, settings.max_pixels, "upload")
             work = asyncio.to_thread(explainers[name].run, image, method, class_, faithfulness, options)
             method, rows = await asyncio.wait_for(work, settings.request_timeout_s)
-        except asyncio.TimeoutError:
-            return _error(504, f"request took over {settings.request_timeout_s:g} s")
-        except UploadTooLarge as err:
-            return _error(413, str(err), {"Connection": "close"})
-        except PixelLimitError as err:
-            return _error(413, str(err))
-        except (ImageDecodeError, PixelmindError) as err:
-            return _error(400, str(err))
-        except Exception as err:  # noqa: BLE001 - one line, the server goes on
-            return _error(500, _one_line(err))
+        except Exception as err:  # noqa: BLE001 - every failure answers in one line
+            return request_error(err, settings.request_timeout_s)
         return JSONResponse({"model": name, "task": served[name].model.meta.task, "method": method, "explanations": rows,
                              "ms": round((time.perf_counter() - t0) * 1000, 2)})  # fmt: skip
 

@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pixelmind.api import Model
 from pixelmind.data.decode import ImageDecodeError, load_image
+from pixelmind.errors import PixelmindError
 from pixelmind.explain.pipeline import available_methods
 from pixelmind.explain.serve import explain_router
 from pixelmind.serve.batching import DynamicBatcher, QueueFullError
@@ -148,6 +149,21 @@ def _one_line(err: BaseException) -> str:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def request_error(err: BaseException, timeout_s: float) -> JSONResponse:
+    """The one-line answer to what went wrong while handling an upload (shared by predict and explain)."""
+    if isinstance(err, asyncio.TimeoutError):
+        return _error(504, f"request took over {timeout_s:g} s")
+    if isinstance(err, UploadTooLarge):
+        return _error(413, str(err), {"Connection": "close"})
+    if isinstance(err, PixelLimitError):
+        return _error(413, str(err))
+    if isinstance(err, (ImageDecodeError, PixelmindError)):  # a bad image, method, class or option
+        return _error(400, str(err))
+    if isinstance(err, QueueFullError):
+        return _error(503, str(err), {"Retry-After": "1"})
+    return _error(500, _one_line(err))  # a failing model call: one line, the server goes on
 
 
 async def _read_body(request: Request, limit: int) -> AsyncIterator[bytes]:
@@ -299,20 +315,10 @@ def create_app(
             return await asyncio.wait_for(
                 _handle(entry, request, render, options, t0), settings.request_timeout_s
             )
-        except asyncio.TimeoutError:
-            return _error(504, f"request took over {settings.request_timeout_s:g} s")
-        except UploadTooLarge as err:
-            return _error(413, str(err), {"Connection": "close"})
-        except PixelLimitError as err:
-            return _error(413, str(err))
-        except ImageDecodeError as err:
-            return _error(400, str(err))
-        except QueueFullError as err:
-            return _error(503, str(err), {"Retry-After": "1"})
         except HTTPException:
             raise
-        except Exception as err:  # noqa: BLE001 - a failing model call: one line, the server goes on
-            return _error(500, _one_line(err))
+        except Exception as err:  # noqa: BLE001 - every failure answers in one line
+            return request_error(err, settings.request_timeout_s)
 
     async def _handle(
         entry: ServedModel, request: Request, render: bool, options: dict[str, Any], t0: float
