@@ -83,13 +83,16 @@ class TrainConfig(BaseModel):
     noise_sigma: float | tuple[float, float] = Field(25.0, description="enhance denoise: Gaussian sigma on 0-255, or [lo, hi] (blind)")
     jpeg_quality: int | tuple[int, int] = Field(20, description="enhance jpeg: Pillow quality, or [lo, hi]")
     blur: Literal["gaussian", "motion", "both"] = Field("both", description="enhance deblur: kernel family")
-    loss: Literal["l1", "mse", "charbonnier", "ce", "dice", "focal", "ce+dice", "focal+dice"] | None = Field(
-        None, description="enhance: pixel loss (l1, mse, charbonnier); segment: ce, dice, focal, ce+dice, focal+dice")
+    loss: Literal["l1", "mse", "charbonnier", "ce", "dice", "focal", "ce+dice", "focal+dice",
+                  "arcface", "cosface", "supcon", "triplet"] | None = Field(
+        None, description="enhance: pixel loss (l1, mse, charbonnier); segment: ce, dice, focal, ce+dice, focal+dice; "
+                          "embed: arcface, cosface, supcon, triplet (semi-hard mining)")
+    pairs: str | None = Field(None, description="embed: an LFW-style pairs file for verification (default: pairs drawn from held-out identities)")
     class_weights: list[float] | Literal["auto"] | None = Field(
         None, description="segment: a weight per class for the ce/focal loss, or auto (inverse sqrt of pixel share)")
     channels: Literal[1, 3] | None = Field(None, description="enhance: 1 = greyscale, 3 = colour (default: from the data)")
     epoch_samples: int | None = Field(None, ge=1, description="enhance, compress, segment: random crops per epoch")
-    model_kwargs: dict[str, Any] | None = Field(None, description="enhance, compress, generate: arguments of the model builder, e.g. {N: 192, M: 320}")
+    model_kwargs: dict[str, Any] | None = Field(None, description="enhance, compress, generate, embed: arguments of the model builder, e.g. {N: 192, M: 320}, {dim: 128}")
     # compress: the rate-distortion trade-off
     quality: int | None = Field(None, ge=1, le=8, description="compress: quality level 1 (smallest files) to 8 (picks lambda)")
     lmbda: float | None = Field(None, gt=0, description="compress: rate-distortion lambda (default: from quality)")

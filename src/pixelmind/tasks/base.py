@@ -69,6 +69,11 @@ to explain, one tensor out, and one :class:`pixelmind.explain.targets.ExplainTar
 box, region, change or bit map; ``options`` hold the source ``image``) and ``explain_layers(model, network, x)`` (the layers CAMs weigh,
 with a reshape for token models).
 
+Similarity hook (``pixelmind embed``, ``index``, ``search``, ``verify``, ``check --duplicates``;
+:mod:`pixelmind.similarity`): ``feature_network(model, meta)`` -> a network mapping preprocessed
+images ``[N, C, H, W]`` to one vector each (embed: the model; classify: the model without its
+last linear layer). The default refuses the task.
+
 Robustness hooks (``pixelmind robust``, ``train --set adv_train=pgd``; :mod:`pixelmind.robust`):
 ``robust_unsupported`` (a one-line reason to refuse), ``pixel_space(meta)`` (the normalisation
 between [0, 1] pixels and network inputs), ``attack_batch(batch, meta, train)`` (the batch with its
@@ -307,6 +312,17 @@ class Task(ABC):
         from pixelmind.explain.targets import cam_layers
 
         return cam_layers(network, x)
+
+    def feature_network(self, model: Any, meta: Meta) -> Any:
+        """A network from preprocessed images ``[N, C, H, W]`` to one vector each; the default refuses.
+
+        Example:
+            >>> from pixelmind.tasks import get_task
+            >>> get_task("compress").feature_network(None, None)  # doctest: +IGNORE_EXCEPTION_DETAIL
+            Traceback (most recent call last):
+            pixelmind.errors.ConfigError: compress: its models give no image embedding (use embed or classify weights)
+        """
+        raise ConfigError(f"{self.name}: its models give no image embedding (use embed or classify weights)")
 
     def pixel_space(self, meta: Meta) -> Any:
         """How network inputs relate to [0, 1] pixels (:class:`pixelmind.robust.attacks.PixelSpace`)."""

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pixelmind.errors import ConfigError
 from pixelmind.nn.device import model_device
 from pixelmind.nn.memory_format import match_memory_format
 from pixelmind.tasks.base import DataBundle, Meta, Task
@@ -170,6 +171,21 @@ class ClassifyTask(Task):
         from pixelmind.tasks.classify.explain import class_targets
 
         return model, class_targets(model, x, meta.class_names, classes, meta.extra.get("temperature", 1.0))
+
+    def feature_network(self, model, meta: Meta) -> torch.nn.Module:
+        """A copy of the classifier without its last linear layer: the penultimate features."""
+        import copy
+
+        if not isinstance(model, torch.nn.Module) or not any(isinstance(m, torch.nn.Linear) for m in model.modules()):
+            raise ConfigError(f"{self.name}: features need the .safetensors weights (an export keeps only the class scores)")
+        net = copy.deepcopy(model).eval()
+        if hasattr(net, "reset_classifier"):  # timm models
+            net.reset_classifier(0)
+            return net
+        name = [n for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
+        setattr(parent, name.rpartition(".")[2], torch.nn.Identity())
+        return net
 
     def attack_batch(self, batch, meta: Meta, train: bool = False):
         """uint8 batches (in-memory data): augmented as in training, else normalised."""

@@ -210,7 +210,7 @@ class SegmentTask(Task):
         if self._kind == "instance":
             return
         loss = cfg.loss or "ce+dice"
-        if loss in ("l1", "mse", "charbonnier"):
+        if loss not in ("ce", "dice", "focal", "ce+dice", "focal+dice"):
             raise ConfigError(f"loss: segment takes ce, dice, focal, ce+dice or focal+dice (got {loss!r})")
         weights = cfg.class_weights
         if weights == "auto":
