@@ -466,8 +466,10 @@ def serve(
     uvicorn.run(fastapi_app, host=host, port=port, log_level="info")
 
 
-for _verb in ("export", "optimize", "explain", "robust"):  # verbs in modules of their own (they import the helpers above)
-    app.command()(getattr(importlib.import_module(f"pixelmind.{_verb}.cli"), _verb))
+for _package in ("export", "optimize", "explain", "robust", "similarity"):  # verbs in modules of their own (they import the helpers above)
+    _module = importlib.import_module(f"pixelmind.{_package}.cli")
+    for _command in getattr(_module, "COMMANDS", None) or [getattr(_module, _package)]:
+        app.command()(_command)
 
 
 def main() -> None:

@@ -84,3 +84,34 @@ def draw_boxes(image: Image.Image, boxes: Sequence[Sequence[float]], labels: Seq
         draw.rectangle([x0, top, x0 + tw + 4, top + size + 2], fill=color)
         draw.text((x0 + 2, top + 1), text, fill=(255, 255, 255), font=font)
     return img
+
+
+def neighbour_strip(query, neighbours: Sequence[tuple[str, float]], tile: int = 128) -> Image.Image:
+    """The query image then its neighbours ``(path, score)`` in a row, each with its score under it.
+
+    Unreadable neighbour files become grey tiles (the gallery may have changed since indexing).
+
+    Example:
+        >>> neighbour_strip(Image.new("RGB", (40, 30)), [("missing.jpg", 0.9)]).size
+        (256, 148)
+    """
+    from pixelmind.data.decode import ImageDecodeError, load_image
+
+    def thumb(item) -> Image.Image:
+        try:
+            im = item if isinstance(item, Image.Image) else load_image(item)
+        except ImageDecodeError:
+            return Image.new("RGB", (tile, tile), (128, 128, 128))
+        im = im.convert("RGB")
+        im.thumbnail((tile, tile))
+        return im
+
+    band = 20
+    sheet = Image.new("RGB", ((len(neighbours) + 1) * tile, tile + band), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = _font(13)
+    for i, (item, label) in enumerate([(query, "query"), *[(p, f"{s:.3f}") for p, s in neighbours]]):
+        im = thumb(item)
+        sheet.paste(im, (i * tile + (tile - im.width) // 2, (tile - im.height) // 2))
+        draw.text((i * tile + 4, tile + 3), label, fill=(0, 0, 0), font=font)
+    return sheet
