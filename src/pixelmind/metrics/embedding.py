@@ -126,7 +126,7 @@ class EmbeddingEvaluator:
     Args:
         max_pairs: positive (and as many negative) pairs drawn for verification, seeded.
         pairs: fixed pairs from an LFW-style pairs file instead of drawn ones: ``{"a", "b", "same",
-            "identities"}`` (:func:`pixelmind.tasks.embed.data.load_embedding_data`); the targets
+            "identities", "names"}`` (:func:`pixelmind.tasks.embed.data.load_embedding_data`); the targets
             are then positions in the pairs' image list, ``identities`` their identity indices.
     """
 
@@ -175,10 +175,11 @@ class EmbeddingEvaluator:
         if not metrics:
             return {}
         identities = torch.unique(self.labels).tolist()
+        names = self.pairs["names"] if self.pairs is not None else self.class_names
         return {
             "images": len(self.labels),
             "identities": len(identities),
-            "identity_names": [self.class_names[i] for i in identities[:50] if i < len(self.class_names)],
+            "identity_names": [names[i] for i in identities[:50] if i < len(names)],
             "pairs": {"same": self._cache_pairs[0], "different": self._cache_pairs[1], "from": "pairs file" if self.pairs else "drawn, seeded"},
             "threshold": metrics.get("threshold"),
         }

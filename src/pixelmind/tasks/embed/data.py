@@ -54,9 +54,9 @@ def split_identities(names: list[str], val_fraction: float, seed: int) -> tuple[
 def load_embedding_data(cfg: Any, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> DataBundle:
     """Read ``cfg.data`` into train/val identity sets.
 
-    ``bundle.pairs`` is ``{"a", "b", "same", "identities"}`` when ``cfg.pairs`` names a pairs file
-    (val targets are then positions in the pairs' image list; ``identities`` maps them to folder
-    names' indices), else None (pairs are drawn from the held-out identities).
+    ``bundle.pairs`` is ``{"a", "b", "same", "identities", "names"}`` when ``cfg.pairs`` names a
+    pairs file (val targets are then positions in the pairs' image list; ``identities`` maps them
+    to indices of the folder ``names``), else None (pairs are drawn from the held-out identities).
     """
     source = cfg.data
     path = Path(source).expanduser()
@@ -185,8 +185,12 @@ def _use_pairs_file(cfg, bundle: DataBundle, pairs_path: Path, data_root: Path |
     position = {p: i for i, p in enumerate(images)}
     bundle.val = FileDataset([(p, i) for i, p in enumerate(images)], eval_transform(cfg.imgsz, mean, std), cfg.max_pixels)
     folders = sorted({Path(p).parent.name for p in images})
+    identity = [folders.index(Path(p).parent.name) for p in images]
     bundle.pairs = {
         "a": [position[str(a)] for a, _, _ in pairs], "b": [position[str(b)] for _, b, _ in pairs],
-        "same": [s for _, _, s in pairs], "identities": [folders.index(Path(p).parent.name) for p in images],
+        "same": [s for _, _, s in pairs], "identities": identity, "names": folders,
     }  # fmt: skip
-    bundle.summary.update(val_samples=len(images), pairs_file=str(pairs_path), pairs=len(pairs))
+    per_class = {n: {"train": c["train"], "val": 0} for n, c in bundle.summary.get("per_class", {}).items()}
+    for i in identity:
+        per_class.setdefault(folders[i], {"train": 0, "val": 0})["val"] += 1
+    bundle.summary.update(val_samples=len(images), per_class=per_class, pairs_file=str(pairs_path), pairs=len(pairs))
