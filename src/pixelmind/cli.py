@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import typer
 
-from pixelmind.errors import ConfigError, PixelmindError
+from pixelmind.errors import PixelmindError
 
 app = typer.Typer(
     name="pixelmind",
@@ -344,55 +344,6 @@ def rd(
 
 
 @app.command()
-def check(
-    task: str = typer.Option("classify"),
-    data: str = typer.Option(..., help="data set to check"),
-    out: Optional[Path] = typer.Option(None, help="folder for the report (default runs/check/<name>)"),
-    json_out: bool = typer.Option(False, "--json"),
-) -> None:
-    """Check a data set: counts per class, image sizes, corrupt files, duplicates and train/val leakage.
-
-    segment: pixel share per class (plot), images without masks, mask values outside the class map.
-    """
-    from pixelmind.data.check import check_classification, check_segmentation
-    from pixelmind.data.check_detect import check_detection
-
-    checks = {"classify": check_classification, "detect": check_detection, "segment": check_segmentation}
-    if task not in checks:
-        from pixelmind.tasks import get_task
-
-        get_task(task)
-        raise PixelmindError(f"check: --task {task} has no checks yet")
-    report = checks[task](data, out)
-    console = _console(json_out)
-    console.print(report["text"], markup=False)
-    if json_out:
-        _emit_json({k: v for k, v in report.items() if k != "text"})
-
-
-@app.command()
-def convert(
-    data: str = typer.Option(..., help="detection data in any layout pixelmind reads (COCO, YOLO, VOC)"),
-    to: str = typer.Option(..., "--to", help="coco | yolo | voc"),
-    out: Path = typer.Option(..., "-o", "--out", help="new folder (must not exist or be empty)"),
-    link: bool = typer.Option(False, "--link", help="symlink the images instead of copying them"),
-    val_fraction: float = typer.Option(0.2, help="held out when the data has no val split"),
-    seed: int = typer.Option(0),
-) -> None:
-    """Write detection labels in another format (train and val splits kept; crowd/difficult boxes not in YOLO)."""
-    from pixelmind.data.boxes import find_detection_data, write_detection_data
-
-    if to not in ("coco", "yolo", "voc"):
-        raise ConfigError(f"to: must be coco, yolo or voc (got {to!r})")
-    found = find_detection_data(data, val_fraction, seed)
-    root = write_detection_data(found, out, to, copy_images=not link)  # type: ignore[arg-type]
-    for w in found.warnings:
-        typer.echo(f"warning: {w}", err=True)
-    typer.echo(f"{found.layout} -> {to}: {len(found.train)} train / {len(found.val)} val images, "
-               f"{len(found.class_names)} classes, written to {root}")  # fmt: skip
-
-
-@app.command()
 def info(weights: Optional[Path] = typer.Option(None, help="show what a weights file holds")) -> None:
     """Version, devices, tasks and models; or what a weights file holds."""
     if weights is not None:
@@ -466,7 +417,7 @@ def serve(
     uvicorn.run(fastapi_app, host=host, port=port, log_level="info")
 
 
-for _package in ("export", "optimize", "explain", "robust", "similarity"):  # verbs in modules of their own (they import the helpers above)
+for _package in ("data", "export", "optimize", "explain", "robust", "similarity"):  # verbs in modules of their own (they import the helpers above)
     _module = importlib.import_module(f"pixelmind.{_package}.cli")
     for _command in getattr(_module, "COMMANDS", None) or [getattr(_module, _package)]:
         app.command()(_command)

@@ -47,8 +47,13 @@ def _items(bundle) -> list[tuple[str, str, str, Any]]:
     return items
 
 
-def check_classification(data: str, out: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0) -> dict[str, Any]:
-    """Check a classification data set and write ``report.md``, ``check.json`` and plots into ``out``."""
+def check_classification(data: str, out: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0,
+                         embedder: Any = None, near: float = 0.97) -> dict[str, Any]:
+    """Check a classification data set and write ``report.md``, ``check.json`` and plots into ``out``.
+
+    ``embedder`` (a :class:`pixelmind.similarity.extract.FeatureExtractor`): also find pairs of
+    images whose embeddings' cosine similarity is at least ``near`` (``near_duplicates.csv``).
+    """
     from pixelmind.config import TrainConfig
     from pixelmind.tasks.classify.data import load_classification_data, native_image_size
     from pixelmind.viz.plots import plot_histogram
@@ -63,6 +68,8 @@ def check_classification(data: str, out: str | Path | None = None, val_fraction:
     corrupt: dict[str, str] = {}
     by_bytes: dict[str, list[tuple[str, str]]] = defaultdict(list)
     by_phash: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    embedded: list[tuple[str, str]] = []
+    vectors, pending = [], []
     for split, ident, label, src in _items(bundle):
         counts[label][split] += 1
         if isinstance(src, str):
@@ -78,6 +85,14 @@ def check_classification(data: str, out: str | Path | None = None, val_fraction:
         sizes.append(image.size)
         by_bytes[hashlib.sha256(raw).hexdigest()].append((split, ident))
         by_phash[dhash(image)].append((split, ident))
+        if embedder is not None:
+            embedded.append((split, ident))
+            pending.append(image.convert("RGB"))
+            if len(pending) == 64:
+                vectors.append(embedder(pending))
+                pending = []
+    if pending:
+        vectors.append(embedder(pending))
 
     def groups(index):
         return [g for g in index.values() if len(g) > 1]
@@ -99,6 +114,8 @@ def check_classification(data: str, out: str | Path | None = None, val_fraction:
         "leakage_perceptual": len(leak_phash),
         "examples": {"duplicates": [[i for _, i in g] for g in dup_exact[:10]], "leakage": [[i for _, i in g] for g in leak_phash[:10]]},
     }
+    if embedder is not None:
+        report.update(_near_duplicates(np.concatenate(vectors) if vectors else np.empty((0, 1)), embedded, near, out))
     if sizes:
         plot_histogram([w * h / 1e6 for w, h in sizes], out / "image_megapixels.png", "image sizes", "megapixels")
     lines = [
@@ -108,12 +125,31 @@ def check_classification(data: str, out: str | Path | None = None, val_fraction:
         f"exact duplicates: {len(dup_exact)} groups",
         f"train/val leakage: {len(leak_exact)} identical, {len(leak_phash)} perceptually identical groups",
         "per class (train/val): " + ", ".join(f"{c} {counts[c]['train']}/{counts[c]['val']}" for c in bundle.class_names[:50]),
+        *([f"near-duplicates (cosine >= {near}): {report['near_duplicates']} pairs, {report['leakage_near']} across "
+             f"train/val (listed in {out / 'near_duplicates.csv'})"] if embedder is not None else []),
         f"report: {out / 'report.md'}",
     ]
     report["text"] = "\n".join(lines)
     (out / "check.json").write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
     (out / "report.md").write_text("# Data check\n\n```\n" + report["text"] + "\n```\n\n![sizes](image_megapixels.png)\n")
     return report
+
+
+def _near_duplicates(vectors: np.ndarray, items: list[tuple[str, str]], near: float, out: Path) -> dict[str, Any]:
+    """Pairs of images with embeddings at least ``near`` alike, written to ``near_duplicates.csv``."""
+    import csv
+
+    from pixelmind.similarity.duplicates import near_duplicate_pairs
+
+    pairs = near_duplicate_pairs(vectors, near)
+    with (out / "near_duplicates.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "split_a", "split_b", "cosine"])
+        for i, j, s in pairs:
+            writer.writerow([items[i][1], items[j][1], items[i][0], items[j][0], f"{s:.4f}"])
+    across = [(i, j, s) for i, j, s in pairs if items[i][0] != items[j][0]]
+    return {"near_duplicates": len(pairs), "leakage_near": len(across),
+            "near_examples": [[items[i][1], items[j][1], round(s, 4)] for i, j, s in pairs[:10]]}  # fmt: skip
 
 
 def check_segmentation(data: str, out: str | Path | None = None, val_fraction: float = 0.2, seed: int = 0) -> dict[str, Any]:
