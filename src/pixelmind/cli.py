@@ -393,6 +393,7 @@ def serve(
     queue: int = typer.Option(64, help="images waiting per model before requests get 503"),
     api_key: Optional[str] = typer.Option(None, envvar="PIXELMIND_API_KEY", help="require this key on /v1 (X-API-Key or Bearer)"),
     runs: Path = typer.Option(Path("runs"), help="runs folder the web page browses"),
+    index: Optional[list[Path]] = typer.Option(None, help="a similarity index (pixelmind index) to search with the model that made it; repeatable"),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
 ) -> None:
     """Serve models over HTTP: a web page, a JSON API for every task and its docs at /docs."""
@@ -404,7 +405,7 @@ def serve(
     settings = ServeSettings(
         max_upload_bytes=int(max_upload_mb * 1_000_000), max_pixels=max_pixels, request_timeout_s=timeout,
         max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue, api_key=api_key or None, runs_dir=runs,
-        device=device,
+        device=device, indexes=tuple(index or ()),
     )  # fmt: skip
     fastapi_app = create_app(list(weights), settings)
     shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)

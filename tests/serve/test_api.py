@@ -60,7 +60,7 @@ def test_models_lists_every_model_with_unique_names_and_checksums(client, serve_
     models = {m["name"]: m for m in client.get("/v1/models").json()}
     assert set(models) == {"c", "espcn", "codec", "c_1"}
     best = models["c"]
-    assert set(best) == {"name", "task", "model", "classes", "input_size", "sha256", "batching", "explain_methods"}
+    assert set(best) == {"name", "task", "model", "classes", "input_size", "sha256", "batching", "explain_methods", "index"}
     assert (
         best["task"] == "classify"
         and best["model"] == "pm_cnn_t"
@@ -71,6 +71,7 @@ def test_models_lists_every_model_with_unique_names_and_checksums(client, serve_
     assert models["codec"]["sha256"] == sha256_file(serve_weights["compress"])
     assert models["espcn"]["task"] == "enhance" and models["codec"]["task"] == "compress"
     assert best["explain_methods"][0] == "gradcam" and models["codec"]["explain_methods"] == ["bits"]
+    assert best["index"] is None  # no --index given
 
 
 def test_classify_multipart_and_raw_body_agree(client, make_png):

@@ -7,6 +7,8 @@ Endpoints (all errors are JSON ``{"error": "<one line>"}``):
 * ``POST /v1/models/{name}/predict``: one image, as the multipart field ``file`` or as the raw
   body; ``?render=true`` answers the rendered image as PNG with the result in the
   ``X-Pixelmind-Result`` header.
+* ``POST /v1/models/{name}/explain``: heat maps (:mod:`pixelmind.explain.serve`).
+* ``POST /v1/models/{name}/embed`` and, with an index, ``/search`` (:mod:`pixelmind.similarity.serve`).
 * ``/v1/runs/...``: the training runs under ``runs_dir`` (:mod:`pixelmind.serve.runs`).
 * ``GET /``: the web page; ``/static/...`` its files; ``/docs``: the OpenAPI docs.
 
@@ -41,6 +43,7 @@ from pixelmind.explain.pipeline import available_methods
 from pixelmind.explain.serve import explain_router
 from pixelmind.serve.batching import DynamicBatcher, QueueFullError
 from pixelmind.serve.settings import ServeSettings
+from pixelmind.similarity.serve import similarity_router
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -62,6 +65,7 @@ class ServedModel:
     batcher: DynamicBatcher
     sha256: str | None
     options: frozenset[str] = field(default_factory=frozenset)  # keyword parameters its predict takes
+    index: Any = None  # a similarity index made with this model (/search), see pixelmind.similarity.serve
 
     def describe(self) -> dict[str, Any]:
         meta, task = self.model.meta, self.model.task
@@ -69,6 +73,7 @@ class ServedModel:
             "name": self.name, "task": meta.task, "model": meta.model, "classes": list(meta.class_names),
             "input_size": None if getattr(task, "dynamic_image_size", False) else meta.imgsz,
             "sha256": self.sha256, "explain_methods": available_methods(self.model),
+            "index": {k: self.index.info[k] for k in ("count", "kind", "dim")} if self.index is not None else None,
             "batching": {"max_batch": self.batcher.max_batch, "max_wait_ms": self.batcher.max_wait_ms},
         }  # fmt: skip
 
@@ -152,7 +157,9 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def request_error(err: BaseException, timeout_s: float) -> JSONResponse:
-    """The one-line answer to what went wrong while handling an upload (shared by predict and explain)."""
+    """The one-line answer to what went wrong while handling an upload (shared by predict, explain, embed, search)."""
+    if isinstance(err, StarletteHTTPException):  # e.g. an empty upload (400)
+        return _error(err.status_code, str(err.detail), getattr(err, "headers", None))
     if isinstance(err, asyncio.TimeoutError):
         return _error(504, f"request took over {timeout_s:g} s")
     if isinstance(err, UploadTooLarge):
@@ -352,6 +359,7 @@ def create_app(
         return JSONResponse(body)
 
     app.include_router(explain_router(served, settings), dependencies=[Depends(require_key)])
+    app.include_router(similarity_router(served, settings), dependencies=[Depends(require_key)])
 
     # the training runs browser (its own module) behind the same key
     try:

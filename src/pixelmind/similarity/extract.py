@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,11 +90,7 @@ def embed_files(model: Any, source: Any, batch: int = 64, on_item: Callable[[boo
 
 
 def weights_fingerprint(path: str | Path | None) -> str | None:
-    """The SHA-256 of a weights file: which model's vectors an index holds."""
-    if path is None or not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The SHA-256 of a weights file (which model's vectors an index holds); None without a file."""
+    from pixelmind.engine.checkpoint import sha256_file
+
+    return sha256_file(path) if path is not None and Path(path).is_file() else None

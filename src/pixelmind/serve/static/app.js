@@ -230,6 +230,16 @@ async function predict() {
     box.replaceChildren(el("p", { class: "result-head" },
       el("strong", { text: model.name }), ` · ${model.task} · ${ms} ms round trip`), view);
     box.dataset.task = model.task;
+    if (model.index) {
+      const pending = el("p", { class: "muted", text: "Searching the index…" });
+      box.append(pending);
+      try {
+        pending.replaceWith(await neighboursView(model));
+      } catch (e) {
+        pending.remove();
+        showMessage(`Search failed: ${e.message}`);
+      }
+    }
     if ($("#explain").checked && (model.explain_methods || []).length) {
       const pending = el("p", { class: "muted", text: "Explaining…" });
       box.append(pending);
@@ -368,7 +378,36 @@ async function explainView(model) {  // overlays next to the prediction, each wi
     el("p", { class: "muted", text: "Deletion: lower than random is better; insertion: higher than random is better." }));
 }
 
-const TASKS = { classify: showClassify, enhance: showEnhance, compress: showCompress };
+async function showEmbed(model) {  // the vector's size and first values; neighbours follow when there is an index
+  const body = new FormData();
+  body.append("file", state.file, state.file.name || "image.png");
+  const j = await (await api(`/v1/models/${encodeURIComponent(model.name)}/embed`, { method: "POST", body })).json();
+  const head = j.embedding.slice(0, 8).map((v) => fmt(v, 3)).join(", ");
+  return el("div", { class: "split" }, inputFigure(), el("div", { class: "grow" },
+    el("p", { class: "verdict" }, el("strong", { text: `${j.dim}-value embedding` })),
+    statsList([["first values", `${head}${j.dim > 8 ? ", …" : ""}`], ["model time", `${fmt(j.ms)} ms`],
+      ["index", model.index ? `${model.index.count} images (${model.index.kind})` : "none (serve --index)"]])));
+}
+
+async function neighboursView(model, k = 8) {  // the most similar images of the model's index, with their scores
+  const body = new FormData();
+  body.append("file", state.file, state.file.name || "image.png");
+  const j = await (await api(`/v1/models/${encodeURIComponent(model.name)}/search?k=${k}`, { method: "POST", body })).json();
+  const figures = await Promise.all(j.neighbours.map(async (n, i) => {
+    const name = n.source.split(/[\\/]/).pop();
+    let img = el("span", { class: "muted", text: "(image unavailable)" });
+    try {
+      img = el("img", { src: objectUrl(await (await api(n.image)).blob()), alt: `Neighbour ${i + 1}: ${name}` });
+    } catch { /* a gallery file gone since indexing: the name and score still show */ }
+    return el("figure", { class: "thumb neighbour" }, img,
+      el("figcaption", {}, el("strong", { text: `${i + 1}. ${fmt(n.score, 3)}` }), el("br"), el("span", { class: "muted", text: name })));
+  }));
+  return el("section", { class: "neighbours", "aria-label": "Nearest neighbours" },
+    el("h2", { text: `Nearest neighbours in the index (${model.index.count} images, cosine similarity)` }),
+    figures.length ? el("div", { class: "split" }, ...figures) : el("p", { class: "muted", text: "The index is empty." }));
+}
+
+const TASKS = { classify: showClassify, enhance: showEnhance, compress: showCompress, embed: showEmbed };
 
 // ---------- runs ----------
 
