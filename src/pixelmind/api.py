@@ -31,7 +31,7 @@ class Model:
 
     Args:
         model: a registered model name or any timm model name; ``None`` takes the task default.
-        task: one of classify, detect, segment, generate, enhance, compress.
+        task: one of classify, detect, segment, generate, enhance, compress, embed.
     """
 
     def __init__(self, model: str | None = None, task: str = "classify") -> None:
@@ -356,6 +356,21 @@ class Model:
         return list(self.predict_iter(source, **kwargs))
 
     # -- export ----------------------------------------------------------------------------
+    def embed(self, source: Any, batch: int = 64):
+        """Unit-length vectors of the readable images of ``source``: ``(vectors [N, dim], paths, errors)``.
+
+        Embed weights give their embedding, classify weights their penultimate features.
+        """
+        from pixelmind.similarity.extract import embed_files
+
+        return embed_files(self, source, batch)
+
+    def verify(self, a: Any, b: Any, threshold: float | None = None) -> dict[str, Any]:
+        """Whether two images (paths or PIL images) show the same identity: score, threshold, same."""
+        from pixelmind.similarity.search import verify_pair
+
+        return verify_pair(self, a, b, threshold)
+
     def export(self, format: str = "onnx", path: str | Path | None = None, data: str | None = None,
                tolerance: float = 1e-3, samples: int = 64) -> tuple[Path, float]:  # fmt: skip
         """Export to ``onnx`` or ``torchscript`` and check parity on real validation images.

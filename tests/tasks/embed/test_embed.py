@@ -89,3 +89,19 @@ def test_metric_learning_refuses_mixup_and_other_losses(tmp_path):
         Model("pm_cnn_t", task="embed").train(data="digits", mixup=0.2, project=str(tmp_path), **FAST)
     with pytest.raises(ConfigError, match="embed takes"):
         Model("pm_cnn_t", task="embed").train(data="digits", loss="dice", project=str(tmp_path), **FAST)
+
+
+@pytest.mark.slow
+def test_onnx_export_keeps_the_embeddings(tmp_path, one_thread):
+    root = write_identity_folder(tmp_path / "faces", identities=4, per_id=5)
+    model = Model("pm_cnn_t", task="embed")
+    model.train(data=str(root), project=str(tmp_path), name="x", **{**FAST, "imgsz": 32})
+    path, error = model.export("onnx", data=str(root))
+    assert error < 1e-4
+    onnx = Model.load(path)
+    torch_vectors, paths, errors = model.embed(root)
+    onnx_vectors, onnx_paths, _ = onnx.embed(root)
+    assert paths == onnx_paths and len(errors) == 1  # the corrupt file, skipped by both
+    assert abs(torch_vectors - onnx_vectors).max() < 1e-4
+    assert onnx.verify(paths[0], paths[0])["same"] is True  # the stored threshold travels in the export
+    assert onnx.predict(paths[0])[0]["dim"] == model.meta.model_kwargs.get("dim", 128)
