@@ -52,7 +52,7 @@ def _emit_json(obj: dict[str, Any]) -> None:
 
 @app.command()
 def train(
-    task: str = typer.Option("classify", help="classify | detect | segment | generate | enhance | compress"),
+    task: str = typer.Option("classify", help="classify | detect | segment | generate | enhance | compress | embed"),
     data: Optional[str] = typer.Option(None, help="data set folder / manifest, or a built-in name (digits)"),
     model: Optional[str] = typer.Option(None, help="registered model or any timm model name"),
     epochs: Optional[int] = typer.Option(None),
@@ -79,6 +79,7 @@ def train(
     degradation: Optional[str] = typer.Option(None, help="enhance: sr | denoise | jpeg | deblur"),
     scale: Optional[int] = typer.Option(None, help="enhance: super-resolution factor 2, 3 or 4"),
     quality: Optional[int] = typer.Option(None, help="compress: quality level 1 (smallest files) to 8"),
+    loss: Optional[str] = typer.Option(None, help="embed: arcface | cosface | supcon | triplet; enhance: l1 | mse | charbonnier; segment: ce | dice | focal | ce+dice | focal+dice"),
     limit: Optional[int] = typer.Option(None, help="use at most this many training images (quick tries)"),
     fid_weights: Optional[str] = typer.Option(None, help="generate: Inception weights file for FID/KID"),
     feature_weights: Optional[str] = typer.Option(None, help="generate: a pixelmind classifier of this domain as FID/KID extractor"),
@@ -94,7 +95,7 @@ def train(
         epochs=epochs, imgsz=imgsz, batch=batch, lr=lr, device=device, name=name, project=project, weights=weights, teacher=teacher,
         pretrained=pretrained, optimizer=optimizer, precision=precision, workers=workers, seed=seed, patience=patience,
         ema=ema, calibrate=calibrate, augment=augment, val_fraction=val_fraction, degradation=degradation, scale=scale, quality=quality,
-        limit=limit, fid_weights=fid_weights, feature_weights=feature_weights, sample_steps=sample_steps, guidance=guidance,
+        loss=loss, limit=limit, fid_weights=fid_weights, feature_weights=feature_weights, sample_steps=sample_steps, guidance=guidance,
     )  # fmt: skip
     overrides.update(_parse_sets(set_))
     if data is None and resume is None and not config:

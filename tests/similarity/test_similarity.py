@@ -146,3 +146,14 @@ def test_approximate_indexes_recall_exact_neighbours():
         assert recall > 0.9, (kind, recall)
     with pytest.raises(DataError, match="queries have 8 values"):
         VectorIndex.build(vectors, [""] * 6000, {}, "flat").search(np.zeros((1, 8), np.float32))
+
+
+def test_train_and_val_an_embedding_from_the_command_line(tmp_path):
+    fast = ["--model", "pm_cnn_t", "--imgsz", "16", "--epochs", "1", "--workers", "0", "--device", "cpu"]
+    trained = last_json(ok(pixelmind("train", "--task", "embed", "--data", "digits", "--loss", "triplet", *fast,
+                                     "--project", tmp_path, "--json", cwd=tmp_path)))  # fmt: skip
+    weights = Path(trained["run_dir"]) / "weights" / "best.safetensors"
+    again = last_json(ok(pixelmind("val", "--weights", weights, "--json", cwd=tmp_path)))
+    assert again["map@r"] == pytest.approx(trained["map@r"], abs=1e-4) and again["samples"] == 353
+    bad = pixelmind("train", "--task", "embed", "--data", "digits", "--loss", "l1", *fast, "--project", tmp_path, cwd=tmp_path)
+    assert bad.returncode == 2 and "embed takes arcface, cosface, supcon, triplet" in bad.stderr

@@ -101,17 +101,18 @@ def retrieval_metrics(emb: torch.Tensor, labels: torch.Tensor, ks=(1, 5, 10), ch
         return {}
     hits = {k: 0.0 for k in ks if k < count}
     ap_sum = 0.0
+    width = min(count - 1, max(max(ks), int(relevant.max())))
     for start in range(0, count, chunk):
         q = torch.arange(start, min(start + chunk, count))
         sims = emb[q] @ emb.T
         sims[torch.arange(len(q)), q] = -float("inf")  # never the query itself
-        order = sims.argsort(dim=1, descending=True)[:, : count - 1]
+        order = sims.topk(width, dim=1).indices  # only the first R (and k) ranks count
         rel = labels[order] == labels[q, None]
         for k in hits:
             hits[k] += float(rel[:, :k].any(1)[valid[q]].sum())
         r = relevant[q]
-        within = torch.arange(count - 1)[None] < r[:, None]
-        precision = rel.cumsum(1) / torch.arange(1, count)[None]
+        within = torch.arange(width)[None] < r[:, None]
+        precision = rel.cumsum(1) / torch.arange(1, width + 1)[None]
         ap = (precision * rel * within).sum(1) / r.clamp(min=1)
         ap_sum += float(ap[valid[q]].sum())
     n_valid = float(valid.sum())

@@ -1,6 +1,7 @@
 """Embedding data: identities (classes) split so that the validation identities are never trained on.
 
-Sources are those of classification (built-in ``digits``, IDX folders, ``train/``+``val/`` trees,
+Sources are those of classification (built-in ``digits``, IDX folders (the held-out identities
+measured on their test-split images), ``train/``+``val/`` trees,
 a folder of identity folders, a CSV ``path,identity[,split]``). Without a given split, a seeded
 ``val_fraction`` of the *identities* is held out: verification and retrieval are then measured
 on people (or objects) the model has never seen, as face verification is. Training identities
@@ -68,9 +69,13 @@ def load_embedding_data(cfg: Any, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224,
     elif path.is_dir() and (idx := formats.find_idx_split(path, "train")):
         images = torch.from_numpy(formats.read_idx(idx[0]).copy()).unsqueeze(1)
         labels = torch.from_numpy(formats.read_idx(idx[1]).astype("int64"))
+        test = None
+        if test_idx := formats.find_idx_split(path, "test"):  # held-out identities are measured on test images
+            test = (torch.from_numpy(formats.read_idx(test_idx[0]).copy()).unsqueeze(1),
+                    torch.from_numpy(formats.read_idx(test_idx[1]).astype("int64")))  # fmt: skip
         n = int(labels.max()) + 1
         names = formats.FASHION_MNIST_CLASSES if "fashion" in str(path).lower() and n == 10 else [str(i) for i in range(n)]
-        bundle = _identity_arrays(cfg, images, labels, names, mean, std, str(path), "fashion" in str(path).lower())
+        bundle = _identity_arrays(cfg, images, labels, names, mean, std, str(path), "fashion" in str(path).lower(), test)
     elif path.is_file() and path.suffix.lower() == ".csv":
         rows, splits = formats.csv_samples(path)
         if splits:
@@ -102,13 +107,17 @@ def _named_samples(root: Path) -> list[tuple[Path, str]]:
     return [(p, names[y]) for p, y in samples]
 
 
-def _identity_arrays(cfg, images, labels, names, mean, std, source, hflip) -> DataBundle:
+def _identity_arrays(cfg, images, labels, names, mean, std, source, hflip, test=None) -> DataBundle:
+    """In-memory images; ``test`` ``(images, labels)`` (an IDX test split) gives the held-out identities' images."""
     train_names, val_names = split_identities(list(names), cfg.val_fraction, cfg.seed)
     order = train_names + val_names
     new_index = torch.tensor([order.index(n) for n in names])
     labels = new_index[labels]
     train = labels < len(train_names)
-    bundle = _array_bundle(cfg, images[train], labels[train], images[~train], labels[~train], order, mean, std, source, hflip)
+    val_images, val_labels = (images[~train], labels[~train]) if test is None else (test[0], new_index[test[1]])
+    held_out = val_labels >= len(train_names)
+    val_images, val_labels = val_images[held_out], val_labels[held_out]
+    bundle = _array_bundle(cfg, images[train], labels[train], val_images, val_labels, order, mean, std, source, hflip)
     bundle.meta_extra["train_identities"] = len(train_names)
     return bundle
 

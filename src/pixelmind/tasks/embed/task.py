@@ -69,7 +69,8 @@ class EmbedTask(ClassifyTask):
     def recipe(self, cfg: Any) -> dict[str, Any]:
         out = super().recipe(cfg)
         out.pop("label_smoothing", None)
-        out["epochs"] = max(out["epochs"], self.defaults["epochs"])
+        if out["epochs"] == ClassifyTask.defaults["epochs"]:  # small data: more epochs (large sets keep classify's)
+            out["epochs"] = self.defaults["epochs"]
         return out
 
     def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle:
