@@ -230,25 +230,9 @@ async function predict() {
     box.replaceChildren(el("p", { class: "result-head" },
       el("strong", { text: model.name }), ` · ${model.task} · ${ms} ms round trip`), view);
     box.dataset.task = model.task;
-    if (model.index) {
-      const pending = el("p", { class: "muted", text: "Searching the index…" });
-      box.append(pending);
-      try {
-        pending.replaceWith(await neighboursView(model));
-      } catch (e) {
-        pending.remove();
-        showMessage(`Search failed: ${e.message}`);
-      }
-    }
+    if (model.index) await appendSection(box, "Searching the index…", "Search", () => neighboursView(model));
     if ($("#explain").checked && (model.explain_methods || []).length) {
-      const pending = el("p", { class: "muted", text: "Explaining…" });
-      box.append(pending);
-      try {
-        pending.replaceWith(await explainView(model));
-      } catch (e) {
-        pending.remove();
-        showMessage(`Explanation failed: ${e.message}`);
-      }
+      await appendSection(box, "Explaining…", "Explanation", () => explainView(model));
     }
   } catch (e) {
     box.replaceChildren(el("p", { class: "muted", text: "No result." }));
@@ -257,6 +241,17 @@ async function predict() {
     state.busy = false;
     box.setAttribute("aria-busy", "false");
     updateModelInfo();
+  }
+}
+
+async function appendSection(box, waiting, what, make) {  // a follow-up view under the result; its failure is a message
+  const pending = el("p", { class: "muted", text: waiting });
+  box.append(pending);
+  try {
+    pending.replaceWith(await make());
+  } catch (e) {
+    pending.remove();
+    showMessage(`${what} failed: ${e.message}`);
   }
 }
 
