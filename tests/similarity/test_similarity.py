@@ -74,7 +74,9 @@ def test_verify_answers_with_score_and_stored_threshold(trained, tmp_path):
     a, b = sorted((trained["gallery"] / "3").glob("*.png"))[:2]
     result = last_json(ok(pixelmind("verify", "--weights", trained["embed"], a, a, "--json", cwd=tmp_path)))
     assert result["same"] is True and result["score"] == pytest.approx(1, abs=1e-5)
-    assert result["threshold"] == pytest.approx(Model.load(trained["embed"]).meta.extra["threshold"], abs=1e-5)
+    meta = Model.load(trained["embed"]).meta
+    assert result["threshold"] == pytest.approx(meta.extra["threshold"], abs=1e-5)
+    assert meta.extra["loss"] == "supcon"  # the default for few (8) training identities
     result = last_json(ok(pixelmind("verify", "--weights", trained["embed"], a, b, "--threshold", "1.01", "--json", cwd=tmp_path)))
     assert result["same"] is False
     bad = pixelmind("verify", "--weights", trained["embed"], a, trained["gallery"] / "broken.png", cwd=tmp_path)

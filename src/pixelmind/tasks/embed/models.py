@@ -23,7 +23,7 @@ from torch import nn
 from pixelmind.errors import ConfigError
 from pixelmind.tasks.classify.models import MODELS, build_classifier
 
-#: the metric-learning losses (``--loss``); the first is the default
+#: the metric-learning losses (``--loss``); the default depends on the data (:func:`pixelmind.tasks.embed.task.default_loss`)
 LOSSES = ("arcface", "cosface", "supcon", "triplet")
 
 

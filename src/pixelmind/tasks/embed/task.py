@@ -28,6 +28,22 @@ from pixelmind.tasks.classify.task import ClassifyTask
 from pixelmind.tasks.embed.models import LOSSES, MODELS, build_embedder
 
 DEFAULT_DIM = 128
+#: from this many training identities ArcFace is the default loss; below, SupCon (bench/RESULTS.md section 23)
+ARCFACE_FROM = 100
+
+
+def default_loss(identities: int) -> str:
+    """SupCon for few identities (it generalised better to unseen ones on Fashion-MNIST); ArcFace for many.
+
+    ArcFace learns one centre per identity: with a handful of identities it separates those few
+    and transfers less; SupCon learns from pairs in the batch, which random batches of many
+    identities rarely hold, so faces-scale data (thousands of identities) keeps ArcFace.
+
+    Example:
+        >>> default_loss(6), default_loss(5000)
+        ('supcon', 'arcface')
+    """
+    return "arcface" if identities >= ARCFACE_FROM else "supcon"
 
 
 @dataclass
@@ -58,7 +74,9 @@ class EmbedTask(ClassifyTask):
     models = MODELS
     primary_metric = "map@r"  # mAP@R: informative where recall@1 saturates (few held-out identities)
     metric_mode = "max"
-    defaults = {**ClassifyTask.defaults, "epochs": 20}
+    # held-out mAP@R often peaks early on few identities and then falls (bench/RESULTS.md section 23):
+    # stop after 5 epochs without improvement; the best checkpoint is kept either way
+    defaults = {**ClassifyTask.defaults, "epochs": 20, "patience": 5}
     explain_methods = ()
     robust_unsupported = "adversarial attacks on embeddings are not built yet"
     optimize_unsupported = "optimizing embedding models is not built yet"
@@ -81,7 +99,7 @@ class EmbedTask(ClassifyTask):
         bundle = load_embedding_data(cfg) if meta is None else load_embedding_data(cfg, meta.mean, meta.std)
         self._pairs = bundle.pairs
         if meta is None:
-            bundle.meta_extra["loss"] = cfg.loss or LOSSES[0]
+            bundle.meta_extra["loss"] = cfg.loss or default_loss(bundle.meta_extra["train_identities"])
             if bundle.meta_extra["loss"] not in LOSSES:
                 raise ConfigError(f"loss: embed takes {', '.join(LOSSES)} (got {cfg.loss!r})")
         return bundle
