@@ -364,7 +364,7 @@ def info(weights: Optional[Path] = typer.Option(None, help="show what a weights 
     ready = available_tasks()
     for t in TASK_NAMES:
         if t in ready:
-            typer.echo(f"task {t}: models {', '.join(get_task(t).models)} (+ any timm model)" if t == "classify" else f"task {t}: {', '.join(get_task(t).models)}")
+            typer.echo(f"task {t}: models {', '.join(get_task(t).models)} (+ any timm model)" if t in ("classify", "embed") else f"task {t}: {', '.join(get_task(t).models)}")
         else:
             typer.echo(f"task {t}: not implemented yet")
 

@@ -41,7 +41,7 @@ def split_identities(names: list[str], val_fraction: float, seed: int) -> tuple[
 
     Example:
         >>> split_identities(list("abcdefghij"), 0.2, 0)
-        (['a', 'b', 'c', 'd', 'e', 'g', 'h', 'j'], ['f', 'i'])
+        (['a', 'b', 'c', 'd', 'e', 'f', 'g', 'j'], ['h', 'i'])
     """
     if len(names) < MIN_IDENTITIES:
         raise DataError(f"embed needs at least {MIN_IDENTITIES} identities to hold some out for verification (found {len(names)})")
