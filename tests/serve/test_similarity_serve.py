@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pixelmind.api import Model
@@ -22,18 +21,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def gallery_setup(tmp_path_factory, serve_models):
+def gallery_setup(tmp_path_factory, serve_models, one_thread):
     """An embed model trained 1 epoch on digits, a gallery of 30 digits and its index."""
     from pixelmind.data.builtin import digits
 
     root = tmp_path_factory.mktemp("simserve")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = Model("pm_cnn_t", task="embed")
-        model.train(data="digits", epochs=1, imgsz=16, project=str(root), name="faces", workers=0, model_kwargs={"dim": 24})
-    finally:
-        torch.set_num_threads(before)
+    model = Model("pm_cnn_t", task="embed")
+    model.train(data="digits", epochs=1, imgsz=16, project=str(root), name="faces", workers=0, model_kwargs={"dim": 24})
     images, labels, _ = digits()
     gallery = root / "gallery"
     gallery.mkdir()

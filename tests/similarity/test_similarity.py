@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from test_cli import last_json, ok, pixelmind
 
@@ -19,21 +18,16 @@ pytestmark = pytest.mark.slow  # real subprocesses: ~4 s each
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, Path]:
+def trained(tmp_path_factory, one_thread) -> dict[str, Path]:
     """An embed model and a classifier, each trained 1 epoch on digits at 16 px, and a gallery of digits."""
     from pixelmind.data.builtin import digits
 
     root = tmp_path_factory.mktemp("similarity")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        weights = {}
-        for task in ("embed", "classify"):
-            m = Model("pm_cnn_t", task=task)
-            m.train(data="digits", epochs=1, imgsz=16, project=str(root), name=task, workers=0, model_kwargs={"dim": 32} if task == "embed" else None)
-            weights[task] = m.weights_path
-    finally:
-        torch.set_num_threads(before)
+    weights = {}
+    for task in ("embed", "classify"):
+        m = Model("pm_cnn_t", task=task)
+        m.train(data="digits", epochs=1, imgsz=16, project=str(root), name=task, workers=0, model_kwargs={"dim": 32} if task == "embed" else None)
+        weights[task] = m.weights_path
     images, labels, _ = digits()
     gallery = root / "gallery"
     for i in range(40):

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from pixelmind.data.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, load_image
 from pixelmind.errors import DataError
+from pixelmind.nn.device import model_device
 
 
 class FeatureExtractor:
@@ -30,8 +32,7 @@ class FeatureExtractor:
         self.meta = model.meta
         self.network = model.task.feature_network(net, model.meta)
         self.transform = model.task.preprocess(model.meta)
-        self.device = next((p.device for p in self.network.parameters()), torch.device("cpu")) if isinstance(self.network, torch.nn.Module) else "cpu"
-        self.weights = model.weights_path
+        self.device = model_device(self.network)
 
     @torch.inference_mode()
     def __call__(self, images: list[Any]) -> np.ndarray:
@@ -47,9 +48,8 @@ class FeatureExtractor:
         return int(self([Image.new("RGB", (self.meta.imgsz, self.meta.imgsz))]).shape[1])
 
 
-def iter_embeddings(extractor: FeatureExtractor, source: Any, batch: int = 64, max_pixels: int = 100_000_000) -> Iterator[tuple[str, np.ndarray | str]]:
+def iter_embeddings(extractor: FeatureExtractor, source: Any, batch: int = 64, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[tuple[str, np.ndarray | str]]:
     """``(path, vector)`` per readable image of ``source`` (file, folder, glob, list), ``(path, error)`` otherwise."""
-    from pixelmind.data.decode import ImageDecodeError, load_image
     from pixelmind.data.sources import iter_sources
 
     paths = iter_sources(source)
