@@ -15,6 +15,10 @@ def check(
     weights: Optional[Path] = typer.Option(None, help="classify/embed: also find near-duplicates with these "
                                                       "weights' embeddings (embed or classify weights)"),
     near: float = typer.Option(0.97, min=0, max=1, help="with --weights: the cosine similarity that makes two images near-duplicates"),
+    label_errors: bool = typer.Option(False, "--label-errors", help="rank the likely wrong labels (cleanlab) from --weights' "
+                                                                    "or --folds models' predictions"),
+    folds: int = typer.Option(0, min=0, help="with --label-errors: train K quick models for out-of-fold predictions"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="with --folds: epochs of each fold model (default: the task's recipe)"),
     device: str = typer.Option("cpu"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -28,6 +32,8 @@ def check(
     from pixelmind.data.check_detect import check_detection
     from pixelmind.errors import ConfigError, PixelmindError
 
+    if label_errors:
+        return _label_errors(task, data, weights, folds, epochs, out, device, json_out)
     checks = {"classify": check_classification, "embed": check_classification, "detect": check_detection,
               "segment": check_segmentation}  # fmt: skip
     if task not in checks:
@@ -48,6 +54,23 @@ def check(
     console.print(report["text"], markup=False)
     if json_out:
         _emit_json({k: v for k, v in report.items() if k != "text"})
+
+
+def _label_errors(task, data, weights, folds, epochs, out, device, json_out) -> None:
+    from pixelmind.cli import _console, _emit_json
+    from pixelmind.label.errors import find_label_errors
+
+    console = _console(json_out)
+    report = find_label_errors(data, task, weights, folds, out, fold_config={"epochs": epochs} if epochs else None,
+                               device=device, log=lambda line: console.print(line, markup=False))  # fmt: skip
+    console.print(f"{report['issues']} of {report['images']} images have a likely label error "
+                  f"({report['source']}; {report['unreadable']} unreadable)", markup=False)  # fmt: skip
+    for rank, r in enumerate([r for r in report["rows"] if r["issue"]][:10], start=1):
+        console.print(f"{rank:>4}  {r['image']}  {r['issue']}: given {r['given']}, model {r['suggested']} "
+                      f"(quality {r['quality']:.3f})", markup=False)  # fmt: skip
+    console.print(f"report: {Path(report['out']) / 'label_errors.md'}, every image ranked: {Path(report['out']) / 'label_errors.csv'}", markup=False)
+    if json_out:
+        _emit_json({k: v for k, v in report.items() if k != "rows"})
 
 
 def convert(

@@ -324,6 +324,10 @@ class Task(ABC):
         """
         raise ConfigError(f"{self.name}: its models give no image embedding (use embed or classify weights)")
 
+    def labelling(self) -> Any:
+        """This task's part of ``label``, ``check --label-errors`` and ``select`` (:class:`pixelmind.label.Labelling`)."""
+        raise ConfigError(f"{self.name}: label, check --label-errors and select work with classify, detect and segment")
+
     def pixel_space(self, meta: Meta) -> Any:
         """How network inputs relate to [0, 1] pixels (:class:`pixelmind.robust.attacks.PixelSpace`)."""
         from pixelmind.robust.attacks import PixelSpace

@@ -115,3 +115,22 @@ def neighbour_strip(query, neighbours: Sequence[tuple[str, float]], tile: int = 
         sheet.paste(im, (i * tile + (tile - im.width) // 2, (tile - im.height) // 2))
         draw.text((i * tile + 4, tile + 3), label, fill=(0, 0, 0), font=font)
     return sheet
+
+
+def contact_sheet(images: Sequence[Image.Image], tile: int = 160, columns: int = 6) -> Image.Image:
+    """Images fitted into ``tile`` x ``tile`` cells, ``columns`` per row, on white (report thumbnails).
+
+    Example:
+        >>> contact_sheet([Image.new("RGB", (40, 20))] * 7, tile=32, columns=3).size
+        (96, 96)
+    """
+    rows = max(1, -(-len(images) // columns))
+    sheet = Image.new("RGB", (tile * min(columns, max(len(images), 1)), tile * rows), "white")
+    for i, im in enumerate(images):
+        im = im.convert("RGB")
+        scale = (tile - 4) / max(im.size)  # small images (digits) scaled up with sharp pixels, large ones down
+        resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), resample)
+        x, y = (i % columns) * tile + (tile - im.width) // 2, (i // columns) * tile + (tile - im.height) // 2
+        sheet.paste(im, (x, y))
+    return sheet

@@ -80,8 +80,8 @@ def test_tiled_argmax_equals_whole_image_for_a_pointwise_model():
     def logits(t):
         return padded_logits(net, t, 32)
 
-    whole = _argmax_tiled(logits, image, tile=256, overlap=16, progress=None)
-    tiled = _argmax_tiled(logits, image, tile=48, overlap=16, progress=None)
+    whole = _argmax_tiled(logits, image, tile=256, overlap=16, progress=None)[0]
+    tiled = _argmax_tiled(logits, image, tile=48, overlap=16, progress=None)[0]
     assert (whole == tiled).all()
 
 

@@ -172,6 +172,11 @@ class ClassifyTask(Task):
 
         return model, class_targets(model, x, meta.class_names, classes, meta.extra.get("temperature", 1.0))
 
+    def labelling(self):
+        from pixelmind.tasks.classify.labelling import ClassifyLabelling
+
+        return ClassifyLabelling()
+
     def feature_network(self, model, meta: Meta) -> torch.nn.Module:
         """A copy of the classifier without its last linear layer: the penultimate features."""
         import copy

@@ -140,6 +140,9 @@ class EmbedTask(ClassifyTask):
         x = torch.stack([tf(im) for im in images]).to(model_device(model))
         return self.postprocess(model(x), meta)
 
+    def labelling(self):
+        raise ConfigError("embed: label, check --label-errors and select work with classify, detect and segment")
+
     def feature_network(self, model, meta: Meta) -> torch.nn.Module:
         return model
 

@@ -69,6 +69,7 @@ class SegmentResult:
     instances: list[dict[str, Any]] | None = None
     seconds: float = 0.0
     image: Any = None  # the input (PIL), kept to draw the overlay in save()
+    confidence: np.ndarray | None = None  # uint8 [H, W]: the winning class's probability x 255 (semantic models)
     file_suffix: str = ".png"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,6 +81,19 @@ class SegmentResult:
         if self.instances is not None:
             out["instances"] = self.instances
         return {**out, **self.extra}
+
+    def class_scores(self) -> dict[int, float]:
+        """Each predicted class's mean winning probability over its pixels (instances: their best score)."""
+        if self.instances:
+            best: dict[int, float] = {}
+            for i in self.instances:
+                best[i["class_index"]] = max(best.get(i["class_index"], 0.0), float(i["score"]))
+            return best
+        if self.confidence is None:
+            return {}
+        counts = np.bincount(self.mask.ravel(), minlength=len(self.class_names))
+        sums = np.bincount(self.mask.ravel(), weights=self.confidence.ravel().astype(np.float64), minlength=len(self.class_names))
+        return {int(c): float(sums[c] / counts[c] / 255) for c in np.flatnonzero(counts)}
 
     def render(self, image=None):
         """The colour overlay of the mask (instances: masks, boxes and labels) over the image."""
@@ -312,8 +326,9 @@ class SegmentTask(Task):
             t0 = time.perf_counter()
             # uint8 stays uint8 until a tile is cut (a quarter of the memory of a float copy)
             x = uint8_tensor(image)
-            results.append(SegmentResult(_argmax_tiled(logits, x, tile, overlap, progress), list(meta.class_names), colors,
-                                         seconds=time.perf_counter() - t0, image=image))  # fmt: skip
+            mask, confidence = _argmax_tiled(logits, x, tile, overlap, progress)
+            results.append(SegmentResult(mask, list(meta.class_names), colors, seconds=time.perf_counter() - t0,
+                                         image=image, confidence=confidence))  # fmt: skip
         return results
 
     def _predict_instances(self, model, images, meta: Meta, colors, conf: float) -> list[SegmentResult]:
@@ -370,17 +385,22 @@ class SegmentTask(Task):
         return getattr(model, "pixelmind_kind", "semantic") == "instance"
 
 
-def _argmax_tiled(logits, x: torch.Tensor, tile: int, overlap: int, progress) -> np.ndarray:
-    """The uint8 class map of ``logits`` over a uint8 image ``[3, H, W]``, tiled when larger than ``tile``."""
+def _argmax_tiled(logits, x: torch.Tensor, tile: int, overlap: int, progress) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 class map of ``logits`` over a uint8 image ``[3, H, W]`` (tiled when larger than ``tile``)
+    and the winning class's softmax probability per pixel, as uint8 (0..255)."""
     from pixelmind.nn.tiling import iter_tiled_bands
+
+    def split(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        prob, index = scores.softmax(0).max(0)
+        return index.to(torch.uint8).cpu().numpy(), (prob * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
     h, w = x.shape[-2:]
     if max(h, w) <= tile:
-        return logits(x[None].float() / 255)[0].argmax(0).to(torch.uint8).cpu().numpy()
-    out = np.empty((h, w), np.uint8)
+        return split(logits(x[None].float() / 255)[0])
+    out, conf = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
     for row, band in iter_tiled_bands(logits, x, 1, tile, overlap, batch=2, progress=progress):
-        out[row : row + band.shape[1]] = band.argmax(0).to(torch.uint8).cpu().numpy()
-    return out
+        out[row : row + band.shape[1]], conf[row : row + band.shape[1]] = split(band)
+    return out, conf
 
 
 def _stride(model) -> int:
