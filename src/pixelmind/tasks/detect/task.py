@@ -193,6 +193,11 @@ class DetectTask(Task):
         preds = [{**d, "boxes": unletterbox(d["boxes"], float(t["scale"]), t["size"].tolist())} for d, t in zip(dets, targets)]
         return preds, [{k: v for k, v in t.items() if k not in ("scale", "size")} for t in targets]
 
+    def labelling(self):
+        from pixelmind.tasks.detect.labelling import DetectLabelling
+
+        return DetectLabelling()
+
     def evaluator(self, meta: Meta):
         from pixelmind.metrics.coco_eval import CocoEvaluator
 

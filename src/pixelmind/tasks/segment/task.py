@@ -285,6 +285,11 @@ class SegmentTask(Task):
             return padded_logits(model, images, stride).argmax(1), targets
         return [self._semantic_logits(model, x, stride).argmax(0) for x in images], list(targets)
 
+    def labelling(self):
+        from pixelmind.tasks.segment.labelling import SegmentLabelling
+
+        return SegmentLabelling()
+
     def evaluator(self, meta: Meta):
         if self._is_instance(meta.model):
             from pixelmind.metrics.coco_eval import CocoEvaluator
