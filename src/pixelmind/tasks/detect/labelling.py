@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from pixelmind.data.boxes import BoxItem, DetectionData, find_detection_data, make_box_item, write_detection_data
+from pixelmind.data.boxes import (
+    BoxItem,
+    DetectionData,
+    find_detection_data,
+    make_box_item,
+    write_detection_data,
+)
 from pixelmind.data.label_sets import Prelabel, write_box_set
 from pixelmind.label import LabelledImage, load_item_image
 
