@@ -9,6 +9,17 @@ from typing import Optional
 import typer
 
 
+def _stream(weights: Path, device: str, description: str, work):
+    """Load the weights and run ``work(model, on_image)`` under a progress bar on stderr."""
+    from pixelmind.api import Model
+    from pixelmind.cli import _console
+    from pixelmind.engine.console import PredictProgress
+
+    model = Model.load(weights, device=device)
+    with PredictProgress(_console(True), description=description) as bar:
+        return work(model, lambda rec: bar.update("error" in rec))
+
+
 def label(
     weights: Path = typer.Option(..., help="a trained classify, detect or segment model"),
     source: str = typer.Option(..., help="the images to label: a file, folder, glob or .txt list (e.g. select's)"),
@@ -21,15 +32,12 @@ def label(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pre-label images with a trained model, as a data set `pixelmind train` reads (scores in prelabels.jsonl)."""
-    from pixelmind.api import Model
     from pixelmind.cli import _console, _emit_json
-    from pixelmind.engine.console import PredictProgress
     from pixelmind.label.prelabel import prelabel
 
-    console, err = _console(json_out), _console(True)
-    model = Model.load(weights, device=device)
-    with PredictProgress(err, description="label") as bar:
-        summary = prelabel(model, source, out, to, conf, review_below, val_fraction, on_image=lambda rec: bar.update("error" in rec))
+    console = _console(json_out)
+    summary = _stream(weights, device, "label", lambda model, on_image: prelabel(
+        model, source, out, to, conf, review_below, val_fraction, on_image=on_image))
     console.print(f"{summary['images']} images: {summary['added']} labelled into {out} ({summary['format']}), "
                   f"{summary['kept']} already labelled kept, {summary['unlabelled']} under conf {conf}, "
                   f"{summary['unreadable']} unreadable", markup=False)  # fmt: skip
@@ -50,15 +58,11 @@ def select(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pick the images to label next: the most uncertain, kept diverse, each with its reason."""
-    from pixelmind.api import Model
     from pixelmind.cli import _console, _emit_json
-    from pixelmind.engine.console import PredictProgress
     from pixelmind.label.select import select_images
 
-    console, err = _console(json_out), _console(True)
-    model = Model.load(weights, device=device)
-    with PredictProgress(err, description="select") as bar:
-        rows = select_images(model, pool, n, strategy, seed, on_image=lambda rec: bar.update("error" in rec))
+    console = _console(json_out)
+    rows = _stream(weights, device, "select", lambda model, on_image: select_images(model, pool, n, strategy, seed, on_image))
     out = out or Path("runs") / "select"
     out.mkdir(parents=True, exist_ok=True)
     with (out / "selected.csv").open("w", newline="") as f:

@@ -37,8 +37,7 @@ def prelabel(model, source: Any, out: str | Path, fmt: str | None = None, conf: 
         raise ConfigError(f"to: {model.meta.task} labels are written as {' | '.join(helper.formats)} (not {fmt!r})")
     out = Path(out)
     prelabels, rows, unreadable = [], [], []
-    options = {"conf": conf} if model.meta.task != "classify" else {}
-    for rec in model.predict_iter(source, batch=batch, _keep_result=True, **options):
+    for rec in model.predict_iter(source, batch=batch, _keep_result=True, **helper.predict_options(model.meta, conf)):
         if "error" in rec:
             unreadable.append(rec["error"])
         else:

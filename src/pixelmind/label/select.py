@@ -68,8 +68,8 @@ def select_images(model, pool: Any, n: int = 100, strategy: str = "entropy", see
         raise ConfigError(f"strategy: one of {', '.join(STRATEGIES)} (got {strategy!r})")
     helper = labelling(model.meta.task)
     paths, scores = [], []
-    options = {"topk": model.meta.num_classes} if model.meta.task == "classify" else {"conf": 0.05}
-    for rec in model.predict_iter(pool, _keep_result=True, **options):
+    # a low threshold: the doubtful boxes are the uncertainty
+    for rec in model.predict_iter(pool, _keep_result=True, **helper.predict_options(model.meta, conf=0.05)):
         if "error" not in rec:
             u = helper.uncertainty(rec.pop("_result"))
             scores.append(u["entropy"] if strategy != "margin" else -u["margin"])

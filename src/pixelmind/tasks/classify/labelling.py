@@ -16,6 +16,9 @@ from pixelmind.label import LabelledImage, entropy_margin, load_item_image
 class ClassifyLabelling:
     formats = ("folder",)
 
+    def predict_options(self, meta, conf: float) -> dict[str, Any]:
+        return {"topk": meta.num_classes}  # every probability: uncertainty needs them all
+
     def prelabel(self, result, image: Path, conf: float) -> Prelabel | None:
         """The top class, or None when its probability is under ``conf`` (left for a person to label)."""
         if result.probs[0] < conf:
@@ -41,7 +44,7 @@ class ClassifyLabelling:
             out.append(LabelledImage(str(ident), image, index[name], split))
         return out, list(bundle.class_names)
 
-    def predictions(self, model, items, progress=None) -> list[np.ndarray | None]:
+    def predictions(self, model, items) -> list[np.ndarray | None]:
         """Each image's full probability vector (None: unreadable)."""
         from pixelmind.data.decode import ImageDecodeError
 
@@ -64,8 +67,6 @@ class ClassifyLabelling:
                 probs = np.zeros(k, np.float64)
                 probs[r.indices] = r.probs
                 out.append(probs / max(probs.sum(), 1e-12))
-            if progress:
-                progress(len(chunk))
         return out
 
     def rank(self, items, predictions, class_names) -> list[dict[str, Any]]:
@@ -107,10 +108,14 @@ class ClassifyLabelling:
         return str(path)
 
     def thumbnail(self, item, row, class_names):
+        from PIL import Image
+
         from pixelmind.viz.draw import draw_label_banner
 
         image = load_item_image(item)
-        image = image.resize((max(96, image.width), max(96, image.height))) if max(image.size) < 96 else image
+        if max(image.size) < 96:  # digits-sized images: scaled up (sharp pixels) so the banner text fits
+            k = -(-96 // max(image.size))
+            image = image.resize((image.width * k, image.height * k), Image.Resampling.NEAREST)
         return draw_label_banner(image, [f"given {row['given']}", f"model {row['suggested']} {row['suggested_prob']:.0%}"])
 
     def uncertainty(self, result) -> dict[str, float]:

@@ -24,6 +24,9 @@ _KINDS = {"overlooked": "missing box", "badloc": "badly placed or spurious box",
 class DetectLabelling:
     formats = ("coco", "yolo", "voc")
 
+    def predict_options(self, meta, conf: float) -> dict[str, Any]:
+        return {"conf": conf}
+
     def prelabel(self, result, image: Path, conf: float) -> Prelabel:
         keep = [i for i, s in enumerate(result.scores) if s >= conf]
         w, h = result.size
@@ -38,7 +41,7 @@ class DetectLabelling:
         items = [LabelledImage(str(it.image), it.image, it, split) for split, part in (("train", found.train), ("val", found.val)) for it in part]
         return items, list(found.class_names)
 
-    def predictions(self, model, items, progress=None) -> list[list[np.ndarray] | None]:
+    def predictions(self, model, items) -> list[list[np.ndarray] | None]:
         """Per image, cleanlab's layout: one ``[M, 5]`` array (x1, y1, x2, y2, score) per class."""
         from pixelmind.data.decode import ImageDecodeError
 

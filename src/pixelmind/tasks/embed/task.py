@@ -141,7 +141,7 @@ class EmbedTask(ClassifyTask):
         return self.postprocess(model(x), meta)
 
     def labelling(self):
-        raise ConfigError("embed: label, check --label-errors and select work with classify, detect and segment")
+        return Task.labelling(self)  # identities are not labels to pre-label or fix: the base refusal, not classify's
 
     def feature_network(self, model, meta: Meta) -> torch.nn.Module:
         return model

@@ -18,6 +18,9 @@ FLAGGED_SHARE = 0.05  # an image with this share of its pixels flagged by cleanl
 class SegmentLabelling:
     formats = ("folder", "coco")
 
+    def predict_options(self, meta, conf: float) -> dict[str, Any]:
+        return {"conf": conf}
+
     def prelabel(self, result, image: Path, conf: float) -> Prelabel:
         """The predicted mask, pixels of classes whose mean confidence is under ``conf`` set to background."""
         scores = result.class_scores()
@@ -50,7 +53,7 @@ class SegmentLabelling:
 
         return read_mask(item.label, self._class_map, size)
 
-    def predictions(self, model, items, progress=None) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    def predictions(self, model, items) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per image ``(probabilities [K, s, s], given mask [s, s])`` at ``s = min(imgsz, 64)``."""
         import torch
         import torch.nn.functional as F
