@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from pixelmind.config import TrainConfig, load_yaml, make_config
+from pixelmind.data.medical import set_window
 from pixelmind.engine import checkpoint as ckpt
 from pixelmind.errors import ConfigError, DataError, PixelmindError, WeightsError
 from pixelmind.nn.device import model_device
@@ -82,6 +83,7 @@ class Model:
                 net.load_state_dict(state)
             except RuntimeError as err:
                 raise WeightsError(f"{path}: weights do not fit model {meta.model!r} ({str(err).splitlines()[0][:160]})") from None
+        set_window(meta.extra.get("window"))  # the window the model was trained with, for predict and val
         m = cls(meta.model, task=meta.task)
         m.net, m.meta, m.config, m.weights_path = net.eval().to(device), meta, config, path
         return m
@@ -129,13 +131,15 @@ class Model:
             cfg = make_config(base, data=data, model=self.model_name, **overrides)
             cfg = cfg.filled(self.task.recipe(cfg))
             meta = _network[1] if _network is not None else None
+        set_window(cfg.window)  # DICOM/NIfTI intensity window: before any image is decoded
         bundle = self.task.load_data(cfg, meta)
         if meta is not None and (pruned := pruned_summary(meta)):
             bundle.summary["pruned model"] = pruned  # in report.md, also after a resume
         if meta is None:
             meta = Meta(task=self.task.name, model=cfg.model, class_names=bundle.class_names, imgsz=cfg.imgsz,
                         model_kwargs=dict(cfg.model_kwargs or {}),
-                        extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction, **bundle.meta_extra})  # fmt: skip
+                        extra={"seed": cfg.seed, "val_fraction": cfg.val_fraction, **bundle.meta_extra,
+                               **({"window": cfg.window} if cfg.window else {})})  # fmt: skip
         from accelerate.utils import set_seed
 
         set_seed(cfg.seed)  # the initial weights depend on the seed alone (same on every DDP process)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pixelmind.errors import ConfigError
 
@@ -76,6 +76,7 @@ class TrainConfig(BaseModel):
     label_smoothing: float | None = Field(None, ge=0, lt=1)
     calibrate: bool = False
     max_pixels: int = Field(100_000_000, ge=1, description="larger images are refused (decompression bombs)")
+    window: str | None = Field(None, description="DICOM/NIfTI intensity window 'centre,width' (CT soft tissue: 40,400); default: from each file")
     limit: int | None = Field(None, ge=1, description="use at most this many training samples (quick tries)")
     # enhance: the degradation learned in reverse, applied on the fly to clean images
     degradation: Literal["sr", "denoise", "jpeg", "deblur"] | None = Field(None, description="enhance: what to undo")
@@ -111,6 +112,17 @@ class TrainConfig(BaseModel):
             super().__init__(**data)
         except ValidationError as err:
             raise ConfigError(format_validation_error(err)) from None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _check_window(cls, value: Any) -> str | None:
+        from pixelmind.data.medical import parse_window
+
+        try:
+            pair = parse_window(value)
+        except ConfigError:
+            raise ValueError("expected 'centre,width' with width > 0 (e.g. 40,400)") from None
+        return None if pair is None else f"{pair[0]:g},{pair[1]:g}"
 
     @model_validator(mode="after")
     def _check_device(self) -> TrainConfig:

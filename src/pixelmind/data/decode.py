@@ -3,7 +3,8 @@
 Every image that enters pixelmind goes through :func:`load_image`: EXIF orientation is
 applied, grey / RGBA / palette / CMYK / 16-bit images become 8-bit RGB, images over a pixel
 limit are refused before their pixels are decoded (decompression bombs), and any corrupt
-or truncated file raises :class:`ImageDecodeError` naming the file and the problem.
+or truncated file raises :class:`ImageDecodeError` naming the file and the problem. DICOM, NIfTI
+slices and TIFF pages (``file#k``) go through :mod:`pixelmind.data.medical` first.
 
 Example:
     >>> from PIL import Image
@@ -23,9 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from pixelmind.data.medical import MedicalDecodeError, is_dicom, is_nifti, looks_like_dicom, split_frame
 from pixelmind.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".avif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".avif",
+                    ".dcm", ".dicom", ".nii", ".nii.gz")  # fmt: skip
 DEFAULT_MAX_PIXELS = 100_000_000
 
 
@@ -72,6 +75,11 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         ImageDecodeError: missing, corrupt, truncated, too large or not an image.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    frame = None
+    if not isinstance(source, bytes):
+        source, frame = split_frame(source)
+    if is_nifti(source) or is_dicom(source) or (isinstance(source, bytes) and looks_like_dicom(source)):
+        return _load_medical(source, frame, max_pixels, label)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
     except FileNotFoundError:
@@ -85,6 +93,11 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageDecodeError(f"{label}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
+            if frame is not None:  # a page of a multi-page TIFF
+                pages = getattr(img, "n_frames", 1)
+                if frame >= pages:
+                    raise ImageDecodeError(f"{label}: page {frame} does not exist (the file has {pages})")
+                img.seek(frame)
             img.load()
             img = ImageOps.exif_transpose(img)
             return to_rgb(img)
@@ -97,3 +110,15 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         except Exception as err:  # noqa: BLE001 - any decoder failure is the file's fault
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise ImageDecodeError(f"{label}: corrupt or truncated image ({reason})") from None
+
+
+def _load_medical(source: Path | bytes, frame: int | None, max_pixels: int, label: str) -> Image.Image:
+    from pixelmind.data.medical import nifti_slice, read_dicom
+
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise ImageDecodeError(f"{label}: file not found")
+    try:
+        arr = nifti_slice(source, frame, max_pixels) if is_nifti(source) else read_dicom(source, frame, max_pixels)
+    except MedicalDecodeError as err:
+        raise ImageDecodeError(f"{label}: {err}") from None
+    return Image.fromarray(arr).convert("RGB")

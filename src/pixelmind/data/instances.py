@@ -30,6 +30,7 @@ from pycocotools import mask as mask_utils
 
 from pixelmind.data.decode import is_image_file
 from pixelmind.data.formats import stratified_split
+from pixelmind.data.medical import frame_size, is_dicom, is_nifti, split_frame
 from pixelmind.errors import DataError
 
 _TOLERANCE = 0.5  # pixels: exporters round coordinates, so only a real overshoot is worth a warning
@@ -72,8 +73,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
         >>> image_size(p)
         (5, 3)
     """
+    path, frame = split_frame(path)
     try:
+        if is_dicom(path) or is_nifti(path):
+            return frame_size(path)
         with Image.open(path) as img:
+            if frame:
+                img.seek(frame)  # pages of a TIFF may differ in size
             (w, h), orientation = img.size, img.getexif().get(0x0112, 1)
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None

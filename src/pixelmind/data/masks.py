@@ -28,14 +28,15 @@ from PIL import Image, ImageOps
 from pixelmind.data.decode import is_image_file
 from pixelmind.data.formats import stratified_split
 from pixelmind.data.instances import coco_split_files, image_size, instance_masks, read_coco_instances
+from pixelmind.data.medical import MedicalDecodeError, frame_count, is_nifti, nifti_slice, split_frame
 from pixelmind.errors import DataError
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
-_IMAGE_DIRS = ("images", "image", "img", "imgs")
-_MASK_DIRS = ("masks", "mask", "labels", "label")
+_IMAGE_DIRS = ("images", "image", "img", "imgs", "imagesTr")  # imagesTr/labelsTr: Medical Segmentation Decathlon
+_MASK_DIRS = ("masks", "mask", "labels", "label", "labelsTr")
 _MASK_SUFFIXES = ("_mask", "_label", "_gt")  # "x_mask.png" is the mask of "x.jpg" in many data sets
 
 
@@ -132,6 +133,12 @@ class SemanticData:
 
 def _open_mask(path: Path) -> tuple[np.ndarray, bool]:
     """The mask's raw values and whether they are RGB colour codes (``r << 16 | g << 8 | b``)."""
+    file, frame = split_frame(path)
+    if is_nifti(file):  # a slice of a label volume
+        try:
+            return nifti_slice(file, frame, 2**31, as_mask=True), False
+        except MedicalDecodeError as err:
+            raise DataError(f"{path}: {err}") from None
     try:
         with Image.open(path) as img:
             if img.getexif().get(0x0112, 1) != 1:  # upright, like the image it belongs to
@@ -229,12 +236,23 @@ def _pair(images_dir: Path, masks_dir: Path, notes: list[str]) -> list[MaskItem]
         for k in [key] + [key.removesuffix(s) for s in _MASK_SUFFIXES if key.endswith(s)]:
             masks.setdefault(k, m)
     items = [MaskItem(p, masks.get(p.relative_to(images_dir).with_suffix("").as_posix())) for p in images]
+    items = [sliced for it in items for sliced in _volume_slices(it)]
     if not any(it.labelled for it in items):
         raise DataError(f"{images_dir}: no image has a mask of the same file name in {masks_dir}")
     unused = len(set(masks.values()) - {it.mask for it in items})
     if unused:
         notes.append(f"{masks_dir}: {unused} masks have no image of the same name; not used")
     return items
+
+
+def _volume_slices(item: MaskItem) -> list[MaskItem]:
+    """A NIfTI image volume and its label volume: one item per slice (``file#k``); other items as they are."""
+    if not is_nifti(item.image):
+        return [item]
+    n = frame_count(item.image)
+    if item.mask is not None and frame_count(item.mask) != n:
+        raise DataError(f"{item.mask}: {frame_count(item.mask)} slices but its image {item.image} has {n}")
+    return [MaskItem(Path(f"{item.image}#{k}"), Path(f"{item.mask}#{k}") if item.mask else None) for k in range(n)]
 
 
 def _pair_dirs(d: Path) -> tuple[Path, Path] | None:

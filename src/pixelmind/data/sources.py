@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from pixelmind.data.decode import is_image_file
+from pixelmind.data.medical import frame_count, split_frame
 from pixelmind.errors import DataError
 
 
@@ -73,7 +74,8 @@ def iter_sources(source: str | Path | Sequence[str | Path] | ResolvedPaths,
 
     ``suffixes``: look for files with these suffixes (e.g. ``(".pmc",)``) instead of images.
 
-    A ``.txt`` file is read as a list of paths, one per line. Paths are yielded as they are found:
+    Multi-page TIFF, multi-frame DICOM and NIfTI volumes yield one ``file#k`` per page, frame or slice
+    (see :mod:`pixelmind.data.medical`). A ``.txt`` file is read as a list of paths, one per line. Paths are yielded as they are found:
     folders are walked one directory at a time (see :func:`walk_files` for the order) and ``.txt``
     lists line by line, so huge folders stream with bounded memory. A :class:`ResolvedPaths` is
     passed through unchanged.
@@ -91,21 +93,33 @@ def iter_sources(source: str | Path | Sequence[str | Path] | ResolvedPaths,
     if path.is_dir():
         for p in walk_files(path):
             if wanted(p):
-                yield p
+                yield from _frames(p, suffixes)
     elif path.is_file() and path.suffix.lower() == ".txt":
         with path.open() as f:
             for line in f:
                 line = line.rstrip("\r\n")
                 if line.strip() and not line.startswith("#"):
                     yield (path.parent / line.strip()) if not Path(line.strip()).is_absolute() else Path(line.strip())
-    elif path.is_file():
-        yield path
+    elif path.is_file() or split_frame(path)[1] is not None:
+        yield from _frames(path, suffixes)
     elif any(c in text for c in "*?["):
         matches = sorted(glob.glob(text, recursive=True))
         if not matches:
             raise DataError(f"{text}: the pattern matches no files")
         for m in matches:
             if wanted(m):
-                yield Path(m)
+                yield from _frames(Path(m), suffixes)
     else:
         raise DataError(f"{text}: no such file, folder or pattern")
+
+
+_MULTI_FRAME = (".tif", ".tiff", ".dcm", ".dicom", ".nii", ".nii.gz")
+
+
+def _frames(path: Path, suffixes: tuple[str, ...] | None) -> Iterator[Path]:
+    """The file itself, or ``file#0`` .. ``file#n-1`` for an image file of several pages, frames or slices."""
+    n = frame_count(path) if not suffixes and str(path).lower().endswith(_MULTI_FRAME) else 1
+    if n > 1:
+        yield from (Path(f"{path}#{k}") for k in range(n))
+    else:
+        yield path
