@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import random
 import shutil
@@ -248,3 +249,76 @@ def write_mask_coco(prelabels: list[Prelabel], out: Path, class_names: list[str]
             (tmp / "annotations").mkdir(exist_ok=True)
             (tmp / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
     return {"kept": len(prelabels) - len(new), "added": len(new)}
+
+
+# ---------------------------------------------------------------- review: one image's labels removed or changed
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(root).resolve())
+
+
+def discard_files(out: Path, stem: str, folders: list[str]) -> int:
+    """Delete the files named ``stem.*`` in ``out/<folder>`` for each glob ``folders``; how many went."""
+    gone = 0
+    for pattern in folders:
+        for f in Path(out).glob(f"{pattern}/{stem}.*"):
+            if f.is_file() and _inside(f, out):
+                f.unlink()
+                gone += 1
+    return gone
+
+
+def discard_box_item(out: Path, stem: str, fmt: str) -> None:
+    """The detection data set at ``out`` rewritten without the image named ``stem`` (and its boxes)."""
+    from pixelmind.data.boxes import DetectionData, find_detection_data, write_detection_data
+
+    old = find_detection_data(out, val_fraction=0.0)
+    train, val = ([it for it in items if it.image.stem != stem] for items in (old.train, old.val))
+    with replaced_folder(out) as tmp:
+        tmp.rmdir()
+        write_detection_data(DetectionData(train, val, old.class_names, fmt, []), tmp, fmt)  # type: ignore[arg-type]
+
+
+def discard_coco_image(out: Path, stem: str) -> None:
+    """Remove the image named ``stem`` and its annotations from ``out/annotations/instances_*.json``."""
+    for path in sorted((Path(out) / "annotations").glob("instances_*.json")):
+        doc = json.loads(path.read_text())
+        gone = {im["id"] for im in doc["images"] if Path(im["file_name"]).stem == stem}
+        if gone:
+            doc["images"] = [im for im in doc["images"] if im["id"] not in gone]
+            doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] not in gone]
+            tmp = path.with_suffix(".json.writing")
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(path)  # atomic: a crash leaves the old file or the new one
+            discard_files(out, stem, [path.stem.removeprefix("instances_")])
+
+
+def relabel_class(data: str | Path, image: Path, given: str, suggested: str) -> str | None:
+    """Give ``image`` the class ``suggested`` in its data set: a CSV manifest row, or an ImageFolder move.
+
+    Returns what was done, or None where the data set is not one of those (e.g. a built-in one).
+    """
+    data, image = Path(data), Path(image)
+    if data.is_file() and data.suffix.lower() == ".csv":
+        with data.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+        changed = 0
+        for row in rows:
+            if len(row) >= 2 and row[1].strip() == given and (data.parent / row[0].strip()).resolve() == image.resolve():
+                row[1], changed = suggested, changed + 1
+        if not changed:
+            raise DataError(f"{data}: no row for {image} with label {given!r} (was the manifest changed?)")
+        tmp = data.with_suffix(".csv.writing")
+        with tmp.open("w", newline="") as f:
+            csv.writer(f).writerows(rows)
+        tmp.replace(data)
+        return f"{data}: {image.name} is now {suggested}"
+    if data.is_dir() and image.parent.name == given and _inside(image, data):
+        target = image.parent.parent / suggested / image.name
+        if target.exists():
+            raise DataError(f"{target}: already exists; not moved")
+        target.parent.mkdir(exist_ok=True)
+        image.rename(target)
+        return f"moved to {target}"
+    return None

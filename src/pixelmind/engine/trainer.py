@@ -111,6 +111,7 @@ class Trainer:
         self.skipped: dict[str, str] = {}
         self.rows: list[dict[str, float]] = []
         self.start_epoch, self.best, self.bad_epochs = 0, None, 0
+        self.best_loss: float | None = None  # val/loss at the best epoch: breaks ties of the primary metric
         self.resume_from = resume_from
 
         if cfg.channels_last:
@@ -164,7 +165,7 @@ class Trainer:
         if self.ema is not None:
             tensors.update({f"{ckpt.EMA_PREFIX}{k}": v for k, v in self.ema.module.state_dict().items()})
         state = {
-            "epoch": epoch, "best": self.best, "bad_epochs": self.bad_epochs, "rows": self.rows, "skipped": self.skipped,
+            "epoch": epoch, "best": self.best, "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "rows": self.rows, "skipped": self.skipped,
             "optimizers": opt_plain, "schedulers": [s.state_dict() for s in self.schedulers],
             "ema_updates": self.ema.updates if self.ema is not None else 0,
         }  # fmt: skip
@@ -189,12 +190,17 @@ class Trainer:
             self.ema.updates = state["ema_updates"]
         self.start_epoch = state["epoch"] + 1
         self.best, self.bad_epochs, self.rows, self.skipped = state["best"], state["bad_epochs"], state["rows"], state["skipped"]
+        self.best_loss = state.get("best_loss")
         self.log.info(f"resumed from {path} at epoch {self.start_epoch + 1}/{self.cfg.epochs}")
 
     # -- loop --------------------------------------------------------------------------------
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float, loss: float | None = None) -> bool:
         if self.best is None:
             return True
+        if value == self.best and loss is not None and self.best_loss is not None:
+            # a tie (top-1 saturates on easy data): the lower validation loss is the better model,
+            # not the first epoch that reached it (an under-confident one)
+            return loss < self.best_loss
         return value > self.best if self.task.metric_mode == "max" else value < self.best
 
     @contextmanager
@@ -321,8 +327,8 @@ class Trainer:
                     row.update({f"val/{k}": v for k, v in metrics.items()})
                     self.rows.append(row)
                     value = row.get(metric_key)
-                    if value is not None and self._improved(value):
-                        self.best, self.bad_epochs = value, 0
+                    if value is not None and self._improved(value, row.get("val/loss")):
+                        self.best, self.best_loss, self.bad_epochs = value, row.get("val/loss"), 0
                         ckpt.save_weights(self.run_dir / "weights" / "best.safetensors",
                                           self._eval_model().state_dict(), self.meta, cfg.model_dump())  # fmt: skip
                     else:
@@ -390,7 +396,7 @@ class Trainer:
     def _best_epoch(self) -> int | None:
         key = f"val/{self.task.primary_metric}"
         for r in self.rows:
-            if r.get(key) == self.best:
+            if r.get(key) == self.best and (self.best_loss is None or r.get("val/loss") == self.best_loss):
                 return int(r["epoch"])
         return None
 

@@ -1,4 +1,4 @@
-"""The ``label`` and ``select`` verbs (registered by :mod:`pixelmind.cli`); ``check --label-errors`` is in data/cli.py."""
+"""The ``label``, ``select`` and ``review`` verbs (registered by :mod:`pixelmind.cli`); ``check --label-errors`` is in data/cli.py."""
 
 from __future__ import annotations
 
@@ -78,4 +78,26 @@ def select(
         _emit_json({"selected": len(rows), "strategy": strategy, "csv": str(out / "selected.csv"), "txt": str(out / "selected.txt")})
 
 
-COMMANDS = [label, select]
+def review(
+    folder: Path = typer.Argument(..., help="what `pixelmind label -o` or `pixelmind check --label-errors` wrote"),
+    weights: Optional[list[Path]] = typer.Option(None, help="models to serve beside the review (the Predict tab); repeatable"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000),
+    api_key: Optional[str] = typer.Option(None, envvar="PIXELMIND_API_KEY", help="require this key (X-API-Key or Bearer)"),
+) -> None:
+    """Review pre-labels or suspected label errors in the web page, one image at a time; decisions change the label files."""
+    import uvicorn
+
+    from pixelmind.label.review import ReviewQueue
+    from pixelmind.serve.app import create_app
+    from pixelmind.serve.settings import ServeSettings
+
+    queue = ReviewQueue(folder)  # a wrong folder fails here, in one line, before the server starts
+    summary = queue.summary()
+    app = create_app(list(weights or []), ServeSettings(review=folder, api_key=api_key or None))
+    typer.echo(f"{summary['total']} images to review ({summary['kind']}, {summary['task']}), {summary['decided']} decided")
+    typer.echo(f"page: http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/#review")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+COMMANDS = [label, select, review]

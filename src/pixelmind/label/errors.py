@@ -74,7 +74,8 @@ def find_label_errors(data: str, task: str | None = None, weights: str | Path | 
     skipped = sum(p is None for p in predictions)
     _write(out, rows, items, helper, names, top)
     report = {"images": len(rows), "issues": sum(bool(r["issue"]) for r in rows), "unreadable": skipped,
-              "source": f"weights {weights}" if weights else f"{folds}-fold out-of-fold models", "out": str(out), "rows": rows}  # fmt: skip
+              "source": f"weights {weights}" if weights else f"{folds}-fold out-of-fold models", "out": str(out),
+              "task": task, "data": str(data), "classes": names, "val_fraction": val_fraction, "seed": seed, "rows": rows}  # fmt: skip
     (out / "label_errors.json").write_text(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1))
     return report
 

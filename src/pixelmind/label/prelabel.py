@@ -58,7 +58,7 @@ def prelabel(model, source: Any, out: str | Path, fmt: str | None = None, conf: 
     listed = {json.loads(line)["image"] for line in earlier.splitlines() if line.strip()}
     scores_file.write_text(earlier + "".join(json.dumps(r) + "\n" for r in rows if r["image"] not in listed))
     per_class = Counter(n for r in rows for n in r["labels"])
-    summary = {"images": len(rows), "labelled": len(prelabels), "unlabelled": len(rows) - len(prelabels), **counts,
+    summary = {"task": model.meta.task, "classes": list(model.meta.class_names), "images": len(rows), "labelled": len(prelabels), "unlabelled": len(rows) - len(prelabels), **counts,
                "unreadable": len(unreadable), "format": fmt, "out": str(out), "conf": conf, "review_below": review_below,
                "per_class": dict(sorted(per_class.items())), "low_confidence": [r for r in rows if r["low_confidence"]]}  # fmt: skip
     (out / "summary.json").write_text(json.dumps({**summary, "unreadable_files": unreadable}, indent=1))

@@ -361,6 +361,11 @@ def create_app(
     app.include_router(explain_router(served, settings), dependencies=[Depends(require_key)])
     app.include_router(similarity_router(served, settings), dependencies=[Depends(require_key)])
 
+    if settings.review is not None:  # pixelmind review: pre-labels or suspected label errors, one at a time
+        from pixelmind.label.review import review_router
+
+        app.include_router(review_router(settings.review), dependencies=[Depends(require_key)])
+
     # the training runs browser (its own module) behind the same key
     try:
         from pixelmind.serve.runs import runs_router

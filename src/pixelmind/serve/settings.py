@@ -24,6 +24,7 @@ class ServeSettings:
         api_key: when set, every ``/v1`` endpoint needs ``X-API-Key`` or ``Authorization: Bearer``.
         runs_dir: the training runs folder the ``/v1/runs`` endpoints browse.
         device: where the models run (``cpu``, ``cuda``, ``cuda:N``).
+        review: a ``label`` output or ``check --label-errors`` report folder the web page reviews.
         indexes: similarity index folders (``pixelmind index``); each answers ``/search`` for the
             served model whose weights made it.
 
@@ -43,10 +44,12 @@ class ServeSettings:
     runs_dir: Path = Path("runs")
     device: str = "cpu"
     indexes: tuple[Path, ...] = ()
+    review: Path | None = None
 
     def __post_init__(self) -> None:
         self.runs_dir = Path(self.runs_dir)
         self.indexes = tuple(Path(p) for p in self.indexes)
+        self.review = Path(self.review) if self.review is not None else None
         for name in ("max_upload_bytes", "max_pixels", "max_batch", "queue_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")

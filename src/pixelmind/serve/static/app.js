@@ -79,8 +79,14 @@ async function api(path, opts = {}) {
 
 // ---------- tabs ----------
 
+const tabHooks = { runs: () => loadRuns() };  // what a tab loads when it is opened (review.js adds its own)
+
+function tabNames() {  // the tabs shown (review only when the server has a review folder)
+  return [...document.querySelectorAll(".tabs [role=tab]")].filter((t) => !t.hidden).map((t) => t.id.slice(4));
+}
+
 function selectTab(name) {
-  for (const t of ["predict", "runs"]) {
+  for (const t of tabNames()) {
     const on = t === name;
     const tab = $(`#tab-${t}`);
     tab.setAttribute("aria-selected", String(on));
@@ -88,20 +94,21 @@ function selectTab(name) {
     $(`#view-${t}`).hidden = !on;
   }
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
-  if (name === "runs") loadRuns();
+  if (tabHooks[name]) tabHooks[name]();
 }
 
 function initTabs() {
-  const tabs = ["predict", "runs"];
-  for (const t of tabs) $(`#tab-${t}`).addEventListener("click", () => selectTab(t));
+  for (const t of tabNames()) $(`#tab-${t}`).addEventListener("click", () => selectTab(t));
   $(".tabs").addEventListener("keydown", (e) => {
     if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
+    const tabs = tabNames();
     const i = tabs.findIndex((t) => $(`#tab-${t}`).getAttribute("aria-selected") === "true");
     const next = tabs[(i + (e.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
     selectTab(next);
     $(`#tab-${next}`).focus();
   });
-  selectTab(location.hash === "#runs" ? "runs" : "predict");
+  const wanted = location.hash.slice(1);
+  selectTab(tabNames().includes(wanted) ? wanted : "predict");
 }
 
 // ---------- models ----------
@@ -534,6 +541,7 @@ function init() {
   $("#runs-refresh").addEventListener("click", loadRuns);
   initInput();
   initTabs();
+  if (window.initReview) window.initReview();  // review.js: shows its tab when the server reviews a folder
   loadHealth();
   loadModels();
 }

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pixelmind.data.label_sets import Prelabel, write_class_folder
+from pixelmind.data.label_sets import Prelabel, discard_files, relabel_class, write_class_folder
 from pixelmind.errors import ConfigError
 from pixelmind.label import LabelledImage, entropy_margin, load_item_image
 
@@ -108,20 +108,36 @@ class ClassifyLabelling:
         return str(path)
 
     def thumbnail(self, item, row, class_names):
-        from PIL import Image
-
         from pixelmind.viz.draw import draw_label_banner
 
-        image = load_item_image(item)
-        if max(image.size) < 96:  # digits-sized images: scaled up (sharp pixels) so the banner text fits
-            k = -(-96 // max(image.size))
-            image = image.resize((image.width * k, image.height * k), Image.Resampling.NEAREST)
-        return draw_label_banner(image, [f"given {row['given']}", f"model {row['suggested']} {row['suggested_prob']:.0%}"])
+        return draw_label_banner(_readable(item), [f"given {row['given']}", f"model {row['suggested']} {row['suggested_prob']:.0%}"])
+
+    def preview(self, item, class_names):
+        from pixelmind.viz.draw import draw_label_banner
+
+        return draw_label_banner(_readable(item), [class_names[item.label]])
+
+    def discard(self, out: Path, fmt: str, item) -> None:
+        discard_files(out, Path(item.image).stem, ["*"])  # OUT/<class>/<image>
+
+    def fix(self, data: str, item, row, class_names) -> str | None:
+        return relabel_class(data, item.image, row["given"], row["suggested"]) if isinstance(item.image, Path) else None
 
     def uncertainty(self, result) -> dict[str, float]:
         probs = np.zeros(max(result.indices) + 1)
         probs[result.indices] = result.probs
         return entropy_margin(probs)
+
+
+def _readable(item):
+    """The item's image; digits-sized ones scaled up (sharp pixels) so a banner's text fits."""
+    from PIL import Image
+
+    image = load_item_image(item)
+    if max(image.size) < 96:
+        k = -(-96 // max(image.size))
+        image = image.resize((image.width * k, image.height * k), Image.Resampling.NEAREST)
+    return image
 
 
 def _hwc(tensor) -> np.ndarray:

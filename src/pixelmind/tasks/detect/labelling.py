@@ -14,7 +14,7 @@ from pixelmind.data.boxes import (
     make_box_item,
     write_detection_data,
 )
-from pixelmind.data.label_sets import Prelabel, write_box_set
+from pixelmind.data.label_sets import Prelabel, discard_box_item, write_box_set
 from pixelmind.label import LabelledImage, load_item_image
 
 # cleanlab's per-box scores, and what each means for the person fixing the label
@@ -102,11 +102,19 @@ class DetectLabelling:
         from pixelmind.viz.draw import draw_boxes
 
         it: BoxItem = item.label
-        image = load_item_image(item)
         boxes = it.boxes.tolist() + ([row["box"]] if row.get("box") else [])
         names = [class_names[c] for c in it.labels.tolist()] + ([row["issue"]] if row.get("box") else [])
         colors = [(40, 200, 40)] * len(it.boxes) + [(230, 30, 30)] * bool(row.get("box"))
-        return draw_boxes(image, boxes, names, colors)
+        return draw_boxes(load_item_image(item), boxes, names, colors)
+
+    def preview(self, item, class_names):
+        return self.thumbnail(item, {}, class_names)
+
+    def discard(self, out: Path, fmt: str, item) -> None:
+        discard_box_item(out, Path(item.image).stem, fmt)
+
+    def fix(self, data: str, item, row, class_names) -> None:
+        return None  # a box to redraw needs an annotation tool: the decision is recorded
 
     def uncertainty(self, result) -> dict[str, float]:
         """Mean binary entropy of the boxes' scores (0 without boxes) and the least margin from 0.5."""

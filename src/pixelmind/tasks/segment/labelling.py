@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from pixelmind.data.label_sets import Prelabel, write_mask_coco, write_mask_folder
+from pixelmind.data.label_sets import (
+    Prelabel,
+    discard_coco_image,
+    discard_files,
+    write_mask_coco,
+    write_mask_folder,
+)
 from pixelmind.errors import ConfigError
 from pixelmind.label import LabelledImage, entropy_margin, load_item_image
 
@@ -109,12 +115,26 @@ class SegmentLabelling:
         raise ConfigError("label-errors: --folds is for classify and detect; give segment --weights W")
 
     def thumbnail(self, item, row, class_names):
+        from pixelmind.viz.draw import draw_label_banner
+
+        return draw_label_banner(self.preview(item, class_names), [row["issue"] or "ok", f"given {row['given']} -> {row['suggested']}"])
+
+    def preview(self, item, class_names):
         from pixelmind.tasks.segment.task import default_colors
-        from pixelmind.viz.draw import draw_label_banner, overlay_mask
+        from pixelmind.viz.draw import overlay_mask
 
         image = load_item_image(item)
-        shown = overlay_mask(image, self._label(item, image.size), default_colors(len(class_names)), alpha=0.5, skip=0)
-        return draw_label_banner(shown, [row["issue"] or "ok", f"given {row['given']} -> {row['suggested']}"])
+        return overlay_mask(image, self._label(item, image.size), default_colors(len(class_names)), alpha=0.5, skip=0)
+
+    def discard(self, out: Path, fmt: str, item) -> None:
+        stem = Path(item.image).stem
+        if fmt == "coco":
+            discard_coco_image(out, stem)
+        else:
+            discard_files(out, stem, ["*/images", "*/masks"])
+
+    def fix(self, data: str, item, row, class_names) -> None:
+        return None  # a mask to repaint needs an annotation tool: the decision is recorded
 
     def uncertainty(self, result) -> dict[str, float]:
         """1 - mean winning probability over the pixels (the share of doubt), and its margin form."""
