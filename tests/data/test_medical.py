@@ -8,9 +8,8 @@ from pathlib import Path
 import nibabel
 import numpy as np
 import pytest
+from medical_helpers import write_ct
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from test_cli import last_json, ok, pixelmind
 
 from pixelmind.data.decode import ImageDecodeError, load_image
@@ -24,26 +23,6 @@ def no_window():
     set_window(None)
     yield
     set_window(None)
-
-
-def write_ct(path: Path, stored: np.ndarray, photometric: str = "MONOCHROME2", **tags) -> Path:
-    """A 12-bit CT slice (or ``[frames, H, W]``) stored as uint16 with a -1024 HU intercept."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta, ds.SOPClassUID, ds.SOPInstanceUID = meta, CTImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.SamplesPerPixel, ds.PhotometricInterpretation = "CT", 1, photometric
-    ds.Rows, ds.Columns = stored.shape[-2:]
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    if stored.ndim == 3:
-        ds.NumberOfFrames = stored.shape[0]
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    ds.PixelData = stored.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def hu_ramp(width: int = 64, height: int = 8) -> np.ndarray:
