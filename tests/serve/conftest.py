@@ -127,3 +127,21 @@ def png_bytes(size=(24, 20), seed: int = 0) -> bytes:
 def make_png() -> Callable[..., bytes]:
     """``make_png(size=(w, h), seed=0)``: PNG bytes of a random RGB image."""
     return png_bytes
+
+
+@pytest.fixture
+def browser_page():
+    """A page of Debian's chromium (Playwright, headless); the test fails on any JavaScript error. Skips without them."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

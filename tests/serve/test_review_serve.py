@@ -22,8 +22,6 @@ from pixelmind.label.prelabel import prelabel
 from pixelmind.label.review import ReviewQueue
 from pixelmind.serve import ServeSettings
 
-CHROMIUM = Path("/usr/bin/chromium")
-
 
 @pytest.fixture
 def prelabelled(tmp_path, serve_models) -> Path:
@@ -149,38 +147,33 @@ def test_a_folder_that_is_not_a_review_is_refused(tmp_path):
         ReviewQueue(tmp_path)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_web_page_reviews_one_image_at_a_time(prelabelled, start_server, serve_models):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+def test_web_page_reviews_one_image_at_a_time(prelabelled, start_server, serve_models, browser_page):
     server = start_server({"digits": serve_models["classify"]}, ServeSettings(review=prelabelled))
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.set_default_timeout(20_000)
-        page.goto(server + "/#review")
-        page.wait_for_function("document.querySelector('#review-image').complete && document.querySelector('#review-image').naturalWidth > 0")
-        assert page.locator("#review-title").inner_text() == "Review pre-labels (classify)"
-        assert page.locator("#review-progress").inner_text() == "1 of 4 · 0 decided"
-        first = page.locator("#review-caption").inner_text().split(":")[0]
-        page.click("#review-reject")
-        page.wait_for_function("document.querySelector('#review-progress').textContent === '2 of 4 · 1 decided'")
-        assert Path(first).name not in _labelled_files(prelabelled)
-        page.keyboard.press("a")  # accept the second with the keyboard
-        page.wait_for_function("document.querySelector('#review-progress').textContent === '3 of 4 · 2 decided'")
-        page.keyboard.press("ArrowLeft")
-        page.wait_for_function("document.querySelector('#review-done').textContent.startsWith('accepted')")
-        page.keyboard.press("ArrowLeft")
-        page.wait_for_function("document.querySelector('#review-done').textContent.startsWith('rejected: labels removed')")
-        log = [json.loads(line)["decision"] for line in (prelabelled / "review.jsonl").read_text().splitlines()]
-        assert log == ["reject", "accept"] and len(_labelled_files(prelabelled)) == 3
-        page.click("#tab-predict")  # the other tabs still work beside it
-        assert page.locator("#view-predict").is_visible() and not page.locator("#view-review").is_visible()
-        assert not page.locator("#message").is_visible() and not errors, errors
-        browser.close()
+    page = browser_page
+    page.goto(server + "/#review")
+    page.wait_for_function("document.querySelector('#review-image').complete && document.querySelector('#review-image').naturalWidth > 0")
+    assert page.locator("#review-title").inner_text() == "Review pre-labels (classify)"
+    assert page.locator("#review-progress").inner_text() == "1 of 4 · 0 decided"
+    first = page.locator("#review-caption").inner_text().split(":")[0]
+    page.click("#review-reject")
+    page.wait_for_function("document.querySelector('#review-progress').textContent === '2 of 4 · 1 decided'")
+    assert Path(first).name not in _labelled_files(prelabelled)
+    page.keyboard.press("a")  # accept the second with the keyboard
+    page.wait_for_function("document.querySelector('#review-progress').textContent === '3 of 4 · 2 decided'")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("document.querySelector('#review-done').textContent.startsWith('accepted')")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("document.querySelector('#review-done').textContent.startsWith('rejected: labels removed')")
+    log = [json.loads(line)["decision"] for line in (prelabelled / "review.jsonl").read_text().splitlines()]
+    assert log == ["reject", "accept"] and len(_labelled_files(prelabelled)) == 3
+    page.click("#tab-predict")  # the other tabs still work beside it
+    assert page.locator("#view-predict").is_visible() and not page.locator("#view-review").is_visible()
+    assert not page.locator("#message").is_visible()
 
 
-def test_page_has_no_review_tab_without_a_review_folder(start_server, serve_models):
+def test_page_has_no_review_tab_without_a_review_folder(start_server, serve_models, browser_page):
     server = start_server({"digits": serve_models["classify"]})
-    assert httpx.get(f"{server}/v1/review", timeout=30).status_code == 404  # the page keeps its tab hidden on 404
+    assert httpx.get(f"{server}/v1/review", timeout=30).status_code == 404
+    browser_page.goto(server + "/#review")
+    browser_page.wait_for_selector("#model option[value=digits]", state="attached")
+    assert not browser_page.locator("#tab-review").is_visible() and browser_page.locator("#view-predict").is_visible()

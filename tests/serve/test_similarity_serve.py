@@ -17,7 +17,6 @@ from pixelmind.serve.app import create_app
 from pixelmind.similarity.search import build_index
 
 pytestmark = pytest.mark.slow
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -94,25 +93,17 @@ def test_an_index_no_served_model_made_is_refused(gallery_setup, serve_models):
         create_app({"digits": serve_models["classify"]}, ServeSettings(indexes=(gallery_setup["index"],)))
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_web_page_shows_the_nearest_neighbours(server, gallery_setup):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+def test_web_page_shows_the_nearest_neighbours(server, gallery_setup, browser_page):
     query = sorted(gallery_setup["gallery"].glob("*.png"))[7]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.set_default_timeout(20_000)
-        page.goto(server + "/")
-        page.wait_for_selector("#model option[value=faces]", state="attached")
-        page.select_option("#model", "faces")
-        page.set_input_files("#file", str(query))
-        page.wait_for_selector("#result .neighbours figure.neighbour img")
-        page.wait_for_function("[...document.querySelectorAll('.neighbour img')].every(i => i.complete && i.naturalWidth > 0)")
-        assert "24-value embedding" in page.locator("#result .verdict").inner_text()
-        captions = page.locator("#result .neighbour figcaption").all_inner_texts()
-        assert len(captions) == 8 and captions[0].startswith("1. 1") and query.name in captions[0]  # itself, cosine 1
-        assert page.locator("#result .neighbours h2").inner_text().startswith("Nearest neighbours in the index (30 images")
-        assert not page.locator("#message").is_visible() and not errors, errors
-        browser.close()
+    page = browser_page
+    page.goto(server + "/")
+    page.wait_for_selector("#model option[value=faces]", state="attached")
+    page.select_option("#model", "faces")
+    page.set_input_files("#file", str(query))
+    page.wait_for_selector("#result .neighbours figure.neighbour img")
+    page.wait_for_function("[...document.querySelectorAll('.neighbour img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert "24-value embedding" in page.locator("#result .verdict").inner_text()
+    captions = page.locator("#result .neighbour figcaption").all_inner_texts()
+    assert len(captions) == 8 and captions[0].startswith("1. 1") and query.name in captions[0]  # itself, cosine 1
+    assert page.locator("#result .neighbours h2").inner_text().startswith("Nearest neighbours in the index (30 images")
+    assert not page.locator("#message").is_visible()
