@@ -112,6 +112,9 @@ def test_nifti_volumes_become_slices_with_masks(tmp_path):
     items = data.train + data.val
     assert sorted(it.image.name for it in items) == [f"case{c}.nii.gz#{k}" for c in range(2) for k in range(3)]
     assert data.class_map.names == ["background", "foreground"]
+    cases = [{it.image.name.split("#")[0] for it in part} for part in (data.train, data.val)]
+    assert len(cases[0]) == len(cases[1]) == 1 and cases[0] != cases[1]  # a volume's slices stay in one split
+    assert not any("masks have no image" in n for n in data.notes)
     item = next(it for it in items if it.image.name == "case1.nii.gz#2")
     image, mask = np.asarray(load_image(item.image)), read_mask(item, data.class_map)
     assert image.shape[:2] == mask.shape == (48, 48)

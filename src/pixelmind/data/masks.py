@@ -236,13 +236,12 @@ def _pair(images_dir: Path, masks_dir: Path, notes: list[str]) -> list[MaskItem]
         for k in [key] + [key.removesuffix(s) for s in _MASK_SUFFIXES if key.endswith(s)]:
             masks.setdefault(k, m)
     items = [MaskItem(p, masks.get(p.relative_to(images_dir).with_suffix("").as_posix())) for p in images]
-    items = [sliced for it in items for sliced in _volume_slices(it)]
     if not any(it.labelled for it in items):
         raise DataError(f"{images_dir}: no image has a mask of the same file name in {masks_dir}")
     unused = len(set(masks.values()) - {it.mask for it in items})
     if unused:
         notes.append(f"{masks_dir}: {unused} masks have no image of the same name; not used")
-    return items
+    return [sliced for it in items for sliced in _volume_slices(it)]
 
 
 def _volume_slices(item: MaskItem) -> list[MaskItem]:
@@ -265,10 +264,16 @@ def _split(items: list[MaskItem], val_fraction: float, seed: int, notes: list[st
     labelled = [it for it in items if it.labelled]
     if val_fraction <= 0:
         return items, []
-    tr, va = stratified_split([0] * len(labelled), val_fraction, seed)
-    notes.append(f"no val split: {len(va)} of {len(labelled)} labelled images held out (seed {seed})")
+    # the slices of one volume (one patient) stay together: neighbouring slices in train and val would leak
+    volumes = list(dict.fromkeys(split_frame(it.image)[0] for it in labelled))
+    tr, va = stratified_split([0] * len(volumes), val_fraction, seed)
+    held = {volumes[i] for i in va}
+    train = [it for it in labelled if split_frame(it.image)[0] not in held]
+    val = [it for it in labelled if split_frame(it.image)[0] in held]
+    what = f"{len(va)} of {len(volumes)} volumes ({len(val)} slices)" if len(volumes) < len(labelled) else f"{len(val)} of {len(labelled)} labelled images"
+    notes.append(f"no val split: {what} held out (seed {seed})")
     # images without masks stay in train, where check reports them and training skips them
-    return [labelled[i] for i in tr] + [it for it in items if not it.labelled], [labelled[i] for i in va]
+    return train + [it for it in items if not it.labelled], val
 
 
 def _voc(root: Path, val_fraction: float, seed: int, notes: list[str]) -> tuple[list, list]:
