@@ -16,7 +16,7 @@ import importlib
 from pixelmind.errors import ConfigError
 
 #: every task pixelmind plans; a name here without a subpackage is not built yet.
-TASK_NAMES = ("classify", "detect", "segment", "generate", "enhance", "compress", "embed")
+TASK_NAMES = ("classify", "detect", "segment", "generate", "enhance", "compress", "embed", "ocr")
 
 
 def get_task(name: str):
