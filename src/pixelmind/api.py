@@ -196,21 +196,29 @@ class Model:
     # -- inference -------------------------------------------------------------------------
     def predict_iter(
         self, source: Any, batch: int = 32, save_dir: str | Path | None = None, max_pixels: int = 100_000_000,
-        _keep_result: bool = False, **options: Any,
+        _keep_result: bool = False, stride: int = 1, **options: Any,
     ) -> Iterator[dict[str, Any]]:
-        """Stream one JSON-safe dict per image (``error`` instead of a result for unreadable files)."""
+        """Stream one JSON-safe dict per image (``error`` instead of a result for unreadable files).
+
+        Videos (files or stream URLs, :mod:`pixelmind.video`) give one dict per ``stride``-th frame, with
+        ``frame`` and ``time``; ``save_dir`` then gets one annotated video per source video.
+        """
         from PIL import Image
 
         from pixelmind.data.decode import ImageDecodeError, load_image
         from pixelmind.data.sources import iter_sources
+        from pixelmind.video.io import VideoSaver, is_video, iter_frames
 
-        net, meta = self._require_net(), self.meta
+        self._require_net()
         if isinstance(source, Image.Image) or (isinstance(source, (list, tuple)) and source and isinstance(source[0], Image.Image)):
             images = [source] if isinstance(source, Image.Image) else list(source)
             items: Iterator = ((f"<image {i}>", im) for i, im in enumerate(images))
         else:
             def decode(paths):
                 for p in paths:
+                    if is_video(p):
+                        yield from iter_frames(p, stride, max_pixels)
+                        continue
                     try:
                         yield str(p), load_image(p, max_pixels)
                     except ImageDecodeError as err:
@@ -219,7 +227,16 @@ class Model:
             items = decode(iter_sources(source))
         if save_dir is not None:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
-        count = 0
+        videos = VideoSaver(save_dir) if save_dir is not None else None
+        try:
+            yield from self._answer(items, batch, save_dir, videos, _keep_result, options)
+        finally:
+            if videos is not None:
+                videos.close()
+
+    def _answer(self, items, batch, save_dir, videos, keep_result, options) -> Iterator[dict[str, Any]]:
+        """Batches of ``(name, image or error)`` through the task: one dict each, pictures or videos saved."""
+        net, meta, count = self.net, self.meta, 0
         while chunk := list(itertools.islice(items, batch)):
             good = [(name, im) for name, im in chunk if not isinstance(im, Exception)]
             results = iter(self.task.predict(net, [im for _, im in good], meta, **options) if good else [])
@@ -228,9 +245,12 @@ class Model:
                     yield {"source": name, "error": str(im)}
                     continue
                 result = next(results)
-                out = {"source": name, **result.to_dict()}
+                out = {"source": name, **({k: im.info[k] for k in ("frame", "time")} if "video" in im.info else {}),
+                       **result.to_dict()}  # fmt: skip
                 count += 1
-                if save_dir is not None:
+                if videos is not None and "video" in im.info:
+                    out["saved"] = str(videos.add(im, result.render(im)))
+                elif save_dir is not None:
                     # numbered, so that same-named files from different folders do not overwrite each other
                     stem = Path(name).stem if not name.startswith("<") else "image"
                     suffix = getattr(result, "file_suffix", ".jpg")  # lossless for image outputs (enhance)
@@ -240,7 +260,7 @@ class Model:
                     else:
                         result.render(im).save(target, **({"quality": 92} if suffix == ".jpg" else {}))
                     out["saved"] = str(target)
-                if _keep_result:
+                if keep_result:
                     out["_result"] = result
                 yield out
 

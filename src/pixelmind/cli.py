@@ -131,8 +131,9 @@ def val(
 @app.command()
 def predict(
     weights: Path = typer.Option(..., help="weights (.safetensors, .onnx, .torchscript)"),
-    source: list[str] = typer.Option(..., help="image file, folder, glob or .txt list; repeatable"),
-    save: bool = typer.Option(False, "--save", help="write annotated images"),
+    source: list[str] = typer.Option(..., help="image or video file, folder, glob, .txt list or stream URL; repeatable"),
+    save: bool = typer.Option(False, "--save", help="write annotated images (an annotated .mp4 per video)"),
+    stride: int = typer.Option(1, min=1, help="videos: every Nth frame"),
     out: Path = typer.Option(Path("runs/predict"), help="folder for --save and results.jsonl"),
     batch: int = typer.Option(32),
     topk: int = typer.Option(5),
@@ -158,6 +159,19 @@ def predict(
         device = f"cuda:{local_rank}"
     err = _console(True)
     indices: deque[int] = deque()  # global positions of the paths handed to predict_iter, not yet answered
+    playing: list[str] = []  # the video whose frames are being answered (they share its index)
+
+    def next_index(row: dict) -> int:
+        source, video = row["source"], row["source"].split("#frame=")[0] if "frame" in row else None
+        if playing and (video or source) != playing[0]:
+            indices.popleft()  # the previous video is done
+            playing.clear()
+        if video is not None:
+            playing[:] = [video]
+            return indices[0]
+        if playing:  # the video's last row: its error after the frames that could be read
+            playing.clear()
+        return indices.popleft()
 
     def paths():
         for i, path in shard(enumerate(iter_sources(source)), rank, world):
@@ -176,8 +190,8 @@ def predict(
         with target.open("w") as f, PredictProgress(err, enabled=show, description=label,
                                                     redirect_stdout=world == 1 and sys.stdout.isatty()) as bar:
             options = {"topk": topk} if conf is None else {"topk": topk, "conf": conf}
-            for row in m.predict_iter(ResolvedPaths(paths()), batch=batch, save_dir=save_dir, **options):
-                line = json.dumps({"index": indices.popleft(), **row})
+            for row in m.predict_iter(ResolvedPaths(paths()), batch=batch, save_dir=save_dir, stride=stride, **options):
+                line = json.dumps({"index": next_index(row), **row})
                 if world == 1:
                     sys.stdout.write(line + "\n")
                 f.write(line + "\n")

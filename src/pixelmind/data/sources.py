@@ -87,7 +87,9 @@ def iter_sources(source: str | Path | Sequence[str | Path] | ResolvedPaths,
         for s in source:
             yield from iter_sources(s, suffixes)
         return
-    wanted = (lambda p: Path(p).suffix.lower() in suffixes) if suffixes else is_image_file
+    from pixelmind.video.io import is_video
+
+    wanted = (lambda p: Path(p).suffix.lower() in suffixes) if suffixes else (lambda p: is_image_file(p) or is_video(p))
     text = str(source)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -102,6 +104,8 @@ def iter_sources(source: str | Path | Sequence[str | Path] | ResolvedPaths,
                     yield (path.parent / line.strip()) if not Path(line.strip()).is_absolute() else Path(line.strip())
     elif path.is_file() or split_frame(path)[1] is not None:
         yield from _frames(path, suffixes)
+    elif not suffixes and "://" in text and is_video(text):  # a stream URL: opened by the video reader
+        yield Path(text)
     elif any(c in text for c in "*?["):
         matches = sorted(glob.glob(text, recursive=True))
         if not matches:
