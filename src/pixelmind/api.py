@@ -260,8 +260,8 @@ class Model:
                     else:
                         result.render(im).save(target, **({"quality": 92} if suffix == ".jpg" else {}))
                     out["saved"] = str(target)
-                if keep_result:
-                    out["_result"] = result
+                if keep_result:  # for the package's own callers (label, select, track): the result and its image
+                    out["_result"], out["_image"] = result, im
                 yield out
 
     def _require_task(self, task: str, verb: str) -> None:

@@ -433,7 +433,7 @@ def serve(
     uvicorn.run(fastapi_app, host=host, port=port, log_level="info")
 
 
-for _package in ("data", "export", "optimize", "explain", "robust", "similarity", "label"):  # verbs in modules of their own (they import the helpers above)
+for _package in ("data", "export", "optimize", "explain", "robust", "similarity", "label", "track"):  # verbs in modules of their own (they import the helpers above)
     _module = importlib.import_module(f"pixelmind.{_package}.cli")
     for _command in getattr(_module, "COMMANDS", None) or [getattr(_module, _package)]:
         app.command()(_command)
