@@ -196,7 +196,7 @@ class Model:
     # -- inference -------------------------------------------------------------------------
     def predict_iter(
         self, source: Any, batch: int = 32, save_dir: str | Path | None = None, max_pixels: int = 100_000_000,
-        _keep_result: bool = False, stride: int = 1, **options: Any,
+        _keep_result: bool = False, _keep_image: bool = False, stride: int = 1, **options: Any,
     ) -> Iterator[dict[str, Any]]:
         """Stream one JSON-safe dict per image (``error`` instead of a result for unreadable files).
 
@@ -229,12 +229,12 @@ class Model:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
         videos = VideoSaver(save_dir) if save_dir is not None else None
         try:
-            yield from self._answer(items, batch, save_dir, videos, _keep_result, options)
+            yield from self._answer(items, batch, save_dir, videos, _keep_result, _keep_image, options)
         finally:
             if videos is not None:
                 videos.close()
 
-    def _answer(self, items, batch, save_dir, videos, keep_result, options) -> Iterator[dict[str, Any]]:
+    def _answer(self, items, batch, save_dir, videos, keep_result, keep_image, options) -> Iterator[dict[str, Any]]:
         """Batches of ``(name, image or error)`` through the task: one dict each, pictures or videos saved."""
         net, meta, count = self.net, self.meta, 0
         while chunk := list(itertools.islice(items, batch)):
@@ -260,8 +260,10 @@ class Model:
                     else:
                         result.render(im).save(target, **({"quality": 92} if suffix == ".jpg" else {}))
                     out["saved"] = str(target)
-                if keep_result:  # for the package's own callers (label, select, track): the result and its image
-                    out["_result"], out["_image"] = result, im
+                if keep_result:  # for the package's own callers (label, select, compress, track)
+                    out["_result"] = result
+                if keep_image:  # track draws its ids on the frame
+                    out["_image"] = im
                 yield out
 
     def _require_task(self, task: str, verb: str) -> None:

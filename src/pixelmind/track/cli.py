@@ -25,7 +25,7 @@ def track_video(model, source: str, out: Path, stride: int = 1, low: float = 0.1
     out.mkdir(parents=True, exist_ok=True)
     tracker, rows, errors, writer, frames = ByteTracker(high=high, low=low, new_track=high + 0.1), [], [], None, 0
     with (out / "tracks.jsonl").open("w") as jl:
-        for rec in model.predict_iter(source, stride=stride, _keep_result=True, conf=low):
+        for rec in model.predict_iter(source, stride=stride, _keep_result=True, _keep_image=True, conf=low):
             if "error" in rec:
                 errors.append(rec["error"])
                 continue
