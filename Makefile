@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev]'
+	# HOTA (track --gt): TrackEval's wheel asks for opencv-python, which would overwrite the headless cv2
+	# that other dependencies install; its metric classes need only numpy/scipy, so no deps.
+	$(PY) -m pip install -q --no-deps trackeval==1.3.0
 	touch $(STAMP)
 
 install: $(STAMP)

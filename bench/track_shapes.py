@@ -3,7 +3,7 @@
 Detections are the true boxes of :func:`pixelmind.track.synth.moving_shapes` (objects cross and bounce)
 with Gaussian jitter, a share missed, and scores spread over 0.3-1.0 (a detector unsure of some boxes).
 The baseline in the same run is the same tracker without ByteTrack's second, low-score pass
-(``low = high``), which is what IoU trackers that drop unsure boxes do. Scored with motmetrics.
+(``low = high``), which is what IoU trackers that drop unsure boxes do. Scored with TrackEval (HOTA) and motmetrics.
 
     python bench/track_shapes.py [--seeds 5] [--frames 200] [--objects 6]
 """
@@ -34,25 +34,27 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=1.5)
     args = ap.parse_args()
     from pixelmind.track.bytetrack import ByteTracker
-    from pixelmind.track.mot import mot_metrics
+    from pixelmind.track.mot import hota_metrics, mot_metrics
     from pixelmind.track.synth import moving_shapes
 
-    keys = ("mota", "idf1", "num_switches", "recall", "precision")
+    keys = ("hota", "assa", "mota", "idf1", "num_switches", "recall", "precision")
     totals = {"bytetrack": [], "first pass only": []}
     t = time.perf_counter()
     frames = 0
     for seed in range(args.seeds):
         _, truth = moving_shapes(args.frames, args.objects, 256, seed)
         frames += len(truth)
-        totals["bytetrack"].append(mot_metrics(truth, run(truth, ByteTracker(), args.miss, args.noise, seed)))
-        totals["first pass only"].append(mot_metrics(truth, run(truth, ByteTracker(low=0.5), args.miss, args.noise, seed)))
+        for name, tracker in (("bytetrack", ByteTracker()), ("first pass only", ByteTracker(low=0.5))):
+            tracks = run(truth, tracker, args.miss, args.noise, seed)
+            totals[name].append({**hota_metrics(truth, tracks), **mot_metrics(truth, tracks)})
     wall = time.perf_counter() - t
     print(f"{args.seeds} videos x {args.frames} frames, {args.objects} objects, {args.miss:.0%} missed, jitter {args.noise} px")
     print("| tracker | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
     for name, runs in totals.items():
         print(f"| {name} | " + " | ".join(f"{np.mean([r[k] for r in runs]):.4f}" for k in keys) + " |")
-    b, f = (np.mean([r["mota"] for r in totals[n]]) for n in totals)
-    print(f"MOTA ratio bytetrack / first pass only: {b / f:.2f}; {2 * frames / wall:.0f} frames/s tracked and scored")
+    (bm, fm), (bh, fh) = ([np.mean([r[k] for r in totals[n]]) for n in totals] for k in ("mota", "hota"))
+    print(f"bytetrack / first pass only: MOTA {bm / fm:.2f}x, HOTA {bh / fh:.2f}x; "
+          f"{2 * frames / wall:.0f} frames/s tracked and scored")
 
 
 if __name__ == "__main__":

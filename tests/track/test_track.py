@@ -12,7 +12,7 @@ from test_cli import last_json, ok, pixelmind
 from pixelmind.data.shapes import save_shapes
 from pixelmind.errors import DataError
 from pixelmind.track.bytetrack import ByteTracker
-from pixelmind.track.mot import mot_metrics, read_mot, write_mot
+from pixelmind.track.mot import _trackeval_sequence, hota_metrics, mot_metrics, read_mot, write_mot
 from pixelmind.track.synth import moving_shapes, save_moving_shapes
 from pixelmind.video.io import iter_frames
 
@@ -46,6 +46,20 @@ def test_mot_files_round_trip_and_a_malformed_line_is_named(tmp_path):
     assert mot_metrics(same, same)["mota"] == 1.0
 
 
+def test_hota_rewards_association_and_agrees_with_motmetrics_on_the_same_input():
+    _, truth = moving_shapes(frames=60, objects=4, size=128, seed=2)
+    tracked = _track(truth, ByteTracker())
+    swapped = {f: [(tid + 1000 * (f // 10), box) for tid, box in rows] for f, rows in tracked.items()}  # new ids every 10 frames
+    good, bad = hota_metrics(truth, tracked), hota_metrics(truth, swapped)
+    assert good["hota"] > bad["hota"] + 0.1 and good["assa"] > bad["assa"] + 0.2
+    assert abs(good["deta"] - bad["deta"]) < 0.02  # the same boxes (HOTA's matching also weighs association)
+    # The sequence handed to TrackEval is the one motmetrics scores: TrackEval's own MOTA (IoU 0.5) matches.
+    from trackeval.metrics import CLEAR
+
+    clear = CLEAR().eval_sequence(_trackeval_sequence(truth, tracked))
+    assert clear["MOTA"] == pytest.approx(mot_metrics(truth, tracked)["mota"], abs=2e-3)
+
+
 @pytest.mark.slow
 def test_track_verb_on_a_generated_video(tmp_path):
     save_shapes(tmp_path / "shp", "train", count=16, size=64)
@@ -57,7 +71,7 @@ def test_track_verb_on_a_generated_video(tmp_path):
     proc = ok(pixelmind("track", "--weights", str(weights), "--source", str(video), "--gt", str(gt), "--low", "0.01",
                         "--high", "0.05", "--out", str(tmp_path / "out"), "--json", cwd=tmp_path))  # fmt: skip
     summary = last_json(proc)
-    assert summary["frames"] == 24 and set(summary["metrics"]) >= {"mota", "idf1", "num_switches"}
+    assert summary["frames"] == 24 and set(summary["metrics"]) >= {"hota", "assa", "mota", "idf1", "num_switches"}
     lines = [json.loads(x) for x in (tmp_path / "out" / "tracks.jsonl").read_text().splitlines()]
     assert [x["frame"] for x in lines] == list(range(24))
     assert len(list(iter_frames(tmp_path / "out" / "tracks.mp4"))) == 24

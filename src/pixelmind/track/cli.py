@@ -56,7 +56,7 @@ def track(
     weights: Path = typer.Option(..., help="a trained detector"),
     source: str = typer.Option(..., help="a video file or stream URL"),
     out: Path = typer.Option(Path("runs/track"), "-o", "--out", help="folder for tracks.txt (MOT), tracks.jsonl, tracks.mp4"),
-    gt: Optional[Path] = typer.Option(None, help="MOT ground truth (gt.txt): MOTA, IDF1, ID switches into metrics.json"),
+    gt: Optional[Path] = typer.Option(None, help="MOT ground truth (gt.txt): HOTA, MOTA, IDF1, ID switches into metrics.json"),
     stride: int = typer.Option(1, min=1, help="every Nth frame"),
     low: float = typer.Option(0.1, min=0, max=1, help="boxes from this score keep tracks alive (ByteTrack's second pass)"),
     high: float = typer.Option(0.5, min=0, max=1, help="boxes from this score are matched first; +0.1 starts a track"),
@@ -74,10 +74,10 @@ def track(
     with PredictProgress(_console(True), description="track") as bar:
         summary = track_video(model, source, out, stride, low, high, save, lambda rec: bar.update(False))
     if gt is not None:
-        from pixelmind.track.mot import mot_metrics, read_mot
+        from pixelmind.track.mot import hota_metrics, mot_metrics, read_mot
 
-        predicted = read_mot(out / "tracks.txt")
-        summary["metrics"] = mot_metrics(read_mot(gt), predicted)
+        truth, predicted = read_mot(gt), read_mot(out / "tracks.txt")
+        summary["metrics"] = {**hota_metrics(truth, predicted), **mot_metrics(truth, predicted)}
         (out / "metrics.json").write_text(json.dumps(summary["metrics"], indent=1))
         console.print("  ".join(f"{k} {v}" for k, v in summary["metrics"].items()), markup=False)
     for err in summary["errors"]:

@@ -1,4 +1,8 @@
-"""MOT-Challenge files (``frame,id,x,y,w,h,score,-1,-1,-1``; frames from 1) and scoring with motmetrics.
+"""MOT-Challenge files (``frame,id,x,y,w,h,score,-1,-1,-1``; frames from 1) and their scores.
+
+CLEAR MOT and identity metrics come from motmetrics, HOTA from TrackEval's metric class (fed the same IoU
+similarities directly: its dataset readers apply MOT17's pedestrian class and distractor rules, which
+generic ground truth does not carry).
 
 Example:
     >>> import tempfile, os
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelmind.errors import DataError
+from pixelmind.errors import ConfigError, DataError
 from pixelmind.track.bytetrack import iou_matrix
 
 
@@ -61,3 +65,39 @@ def mot_metrics(truth: dict[int, list], predicted: dict[int, list], iou: float =
     names = ["mota", "idf1", "num_switches", "precision", "recall", "num_frames"]
     summary = mm.metrics.create().compute(acc, metrics=names, name="all")
     return {k: round(float(summary[k].iloc[0]), 4) for k in names}
+
+
+def _trackeval_sequence(truth: dict[int, list], predicted: dict[int, list]) -> dict:
+    """One sequence in TrackEval's input form: ids renumbered 0..n-1, IoU as the similarity per frame."""
+    frames = range(1, max([*truth, *predicted, 0]) + 1)
+    gt_ids = {t: i for i, t in enumerate(sorted({t for rows in truth.values() for t, _ in rows}))}
+    hyp_ids = {t: i for i, t in enumerate(sorted({t for rows in predicted.values() for t, _ in rows}))}
+    data: dict = {"gt_ids": [], "tracker_ids": [], "similarity_scores": [], "num_timesteps": len(frames),
+                  "num_gt_ids": len(gt_ids), "num_tracker_ids": len(hyp_ids)}  # fmt: skip
+    for frame in frames:
+        gt, hyp = truth.get(frame, []), predicted.get(frame, [])
+        data["gt_ids"].append(np.array([gt_ids[t] for t, _ in gt], dtype=int))
+        data["tracker_ids"].append(np.array([hyp_ids[t] for t, _ in hyp], dtype=int))
+        data["similarity_scores"].append(
+            iou_matrix(np.array([b for _, b in gt]).reshape(-1, 4), np.array([b for _, b in hyp]).reshape(-1, 4))
+        )
+    data["num_gt_dets"] = sum(len(ids) for ids in data["gt_ids"])
+    data["num_tracker_dets"] = sum(len(ids) for ids in data["tracker_ids"])
+    return data
+
+
+def hota_metrics(truth: dict[int, list], predicted: dict[int, list]) -> dict[str, float]:
+    """HOTA with its detection (DetA) and association (AssA) parts and LocA, averaged over IoU 0.05-0.95 (TrackEval).
+
+    Example:
+        >>> same = {1: [(1, [0, 0, 10, 10])], 2: [(1, [1, 0, 11, 10])]}
+        >>> hota_metrics(same, same)["hota"]
+        1.0
+    """
+    try:
+        from trackeval.metrics import HOTA
+    except ImportError:
+        raise ConfigError("HOTA needs TrackEval: pip install --no-deps trackeval (its opencv-python requirement "
+                          "is only for segmentation metrics and clashes with opencv-python-headless)") from None  # fmt: skip
+    result = HOTA().eval_sequence(_trackeval_sequence(truth, predicted))
+    return {name.lower(): round(float(np.mean(result[name])), 4) for name in ("HOTA", "DetA", "AssA", "LocA")}
