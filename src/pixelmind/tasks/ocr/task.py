@@ -67,6 +67,20 @@ class OcrResult:
         return draw_label_banner(image, [f"{self.text!r} {self.confidence:.0%}"])
 
 
+CTC_WEIGHT = 0.5  # the Transformer's auxiliary CTC loss beside the decoder's cross-entropy
+
+
+def _ctc_loss(logits: torch.Tensor, encoded: list[list[int]]) -> torch.Tensor:
+    """CTC over ``[B, T, K + 1]`` logits (blank 0); transcripts longer than T are cut to T."""
+    steps = logits.shape[1]
+    encoded = [e[:steps] for e in encoded]
+    log_probs = logits.float().log_softmax(2).transpose(0, 1)  # [T, B, C]
+    targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long, device=logits.device)
+    lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long, device=logits.device)
+    full = torch.full((len(encoded),), steps, dtype=torch.long, device=logits.device)
+    return F.ctc_loss(log_probs, targets, full, lengths, blank=0, zero_infinity=True)
+
+
 class OcrTask(Task):
     name = "ocr"
     models = MODELS
@@ -102,24 +116,18 @@ class OcrTask(Task):
         return torch.stack(images), list(texts)
 
     def _loss(self, model, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
-        charset = self._charset
-        logits = model(images)
-        encoded = [charset.encode(t) for t in texts]
+        encoded = [self._charset.encode(t) for t in texts]
         if getattr(model, "decoder", "ctc") == "ctc":
-            steps = logits.shape[1]
-            encoded = [e[:steps] for e in encoded]
-            log_probs = logits.float().log_softmax(2).transpose(0, 1)  # [T, B, C]
-            targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long, device=logits.device)
-            lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long, device=logits.device)
-            full = torch.full((len(encoded),), steps, dtype=torch.long, device=logits.device)
-            return F.ctc_loss(log_probs, targets, full, lengths, blank=0, zero_infinity=True)
+            return _ctc_loss(model(images), encoded)
+        logits, ctc_logits = model(images, with_ctc=True)
         positions = logits.shape[1]
         target = torch.full((len(encoded), positions), -100, dtype=torch.long)
         for row, e in enumerate(encoded):
             e = e[: positions - 1]
             target[row, : len(e)] = torch.tensor(e, dtype=torch.long)
             target[row, len(e)] = 0  # end of text
-        return F.cross_entropy(logits.float().flatten(0, 1), target.to(logits.device).flatten(), ignore_index=-100)
+        ce = F.cross_entropy(logits.float().flatten(0, 1), target.to(logits.device).flatten(), ignore_index=-100)
+        return ce + CTC_WEIGHT * _ctc_loss(ctc_logits, encoded)
 
     def training_step(self, model, batch, step: int, optimizer_idx: int = 0) -> dict[str, torch.Tensor]:
         images, texts = batch

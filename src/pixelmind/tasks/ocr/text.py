@@ -5,7 +5,7 @@ Class index 0 is the CTC blank (CRNN) or the end of text (the attention decoder)
 Example:
     >>> cs = Charset.from_texts(["abc", "cab 1"])
     >>> cs.chars, cs.encode("cab"), cs.decode([3, 1, 2])
-    ([' ', '1', 'a', 'b', 'c'], [5, 3, 4], 'ab ')
+    ([' ', '1', 'a', 'b', 'c'], [5, 3, 4], 'a 1')
     >>> edit_distance("kitten", "sitting")
     3
 """
