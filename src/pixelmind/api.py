@@ -165,8 +165,13 @@ class Model:
         return metrics
 
     # -- evaluation ------------------------------------------------------------------------
-    def val(self, data: str | None = None, batch: int = 64, workers: int = 0, plots_dir: str | Path | None = None, **overrides: Any) -> dict[str, float]:
-        """Evaluate on a data set's validation split (default: the one the model was trained on)."""
+    def val(self, data: str | None = None, batch: int = 64, workers: int = 0, plots_dir: str | Path | None = None,
+            split: str = "val", **overrides: Any) -> dict[str, float]:  # fmt: skip
+        """Evaluate on a data set's validation split (default: the one the model was trained on).
+
+        ``split="test"`` scores the data set's test split instead (classify, detect, segment, ocr), which
+        never picked a checkpoint; a data set without one is an error, not a held-out part of train.
+        """
         from pixelmind.engine.evaluate import run_validation
         from pixelmind.engine.trainer import make_loader
 
@@ -174,8 +179,11 @@ class Model:
         data = data or self.config.get("data")
         if not data:
             raise ConfigError("data: give --data (the weights do not name their training data)")
+        if split == "test" and not self.task.test_split:
+            raise ConfigError(f"split: {meta.task} data has no test split layout yet; evaluate its val split")
         cfg = make_config(
             {"task": meta.task, "data": data, "model": meta.model, "imgsz": meta.imgsz, "batch": batch, "workers": workers,
+             "split": split,
              "seed": meta.extra.get("seed", 0), "val_fraction": meta.extra.get("val_fraction", 0.2), "augment": "none"},
             **overrides,
         )  # fmt: skip
@@ -185,7 +193,7 @@ class Model:
         evaluator = run_validation(self.task, net, self.task.evaluator(meta), loader, model_device(net), skipped)
         metrics = evaluator.compute()
         if not metrics:
-            raise DataError(f"{data}: no readable validation images")
+            raise DataError(f"{data}: no readable {'test' if split == 'test' else 'validation'} images")
         metrics["samples"] = float(len(bundle.val) - len(skipped))
         if skipped:
             metrics["skipped"] = float(len(skipped))

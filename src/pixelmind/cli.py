@@ -110,6 +110,7 @@ def train(
 def val(
     weights: Path = typer.Option(..., help="weights file (.safetensors, .onnx)"),
     data: Optional[str] = typer.Option(None, help="data set (default: the one the weights were trained on)"),
+    split: str = typer.Option("val", help="val | test: the data set's test split (VOC test.txt, data.yaml test:, test/)"),
     batch: int = typer.Option(64),
     device: str = typer.Option("cpu"),
     plots: Optional[Path] = typer.Option(None, help="write the evaluation plots into this folder"),
@@ -117,11 +118,11 @@ def val(
     feature_weights: Optional[str] = typer.Option(None, help="generate: a pixelmind classifier of this domain as FID/KID extractor"),
     json_out: bool = typer.Option(False, "--json", help="print the metrics as JSON on the last line"),
 ) -> None:
-    """Evaluate weights on a data set's validation split."""
+    """Evaluate weights on a data set's validation (or test) split."""
     from pixelmind.api import Model
 
     m = Model.load(weights, device=device)
-    metrics = m.val(data=data, batch=batch, plots_dir=plots, fid_weights=fid_weights, feature_weights=feature_weights)
+    metrics = m.val(data=data, split=split, batch=batch, plots_dir=plots, fid_weights=fid_weights, feature_weights=feature_weights)
     console = _console(json_out)
     console.print("  ".join(f"{k} {v:.4f}" if k not in ("samples", "skipped") else f"{k} {int(v)}" for k, v in metrics.items()))
     if json_out:

@@ -69,6 +69,7 @@ class TrainConfig(BaseModel):
     adv_eps: float = Field(2 / 255, gt=0, le=1, description="with adv_train: L-inf budget in pixel units (2/255)")
     adv_steps: int = Field(3, ge=1, description="with adv_train=pgd: attack steps per batch")
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    split: Literal["val", "test"] = Field("val", description="the split `val` scores; test must be in the data (ImageSets test.txt, data.yaml test:, instances_test*.json, test/)")
     augment: Literal["none", "light", "trivial", "randaugment"] | None = None
     mixup: float = Field(0.0, ge=0)
     cutmix: float = Field(0.0, ge=0)

@@ -122,11 +122,13 @@ def test_semantic_mask_paints_label_plus_one(samples):
 def test_splits_are_lazy_disjoint_and_sized():
     train, val = shapes_split("train"), shapes_split("val", size=32)
     assert len(train) == 1000 and len(val) == 200
-    assert not set(shapes_indices("train")) & set(shapes_indices("val"))
+    test = shapes_indices("test")
+    assert len(test) == 200 and not set(shapes_indices("train")) & set(shapes_indices("val"))
+    assert not (set(shapes_indices("train")) | set(shapes_indices("val"))) & set(test)
     assert np.array_equal(val[0].image, shapes_sample(shapes_indices("val")[0], size=32).image)
     assert len(train[:3]) == 3 and np.array_equal(train[-1].image, shapes_sample(999).image)
-    with pytest.raises(ConfigError, match="test"):
-        shapes_split("test")
+    with pytest.raises(ConfigError, match="unknown split 'holdout'"):
+        shapes_split("holdout")
 
 
 def test_generation_speed():

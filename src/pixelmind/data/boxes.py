@@ -35,9 +35,11 @@ from pixelmind.data.instances import (
     _seeded_split,
     _yolo_images,
     _yolo_names,
+    coco_eval_file,
     coco_split_files,
     image_size,
     read_coco_header,
+    yaml_eval_key,
 )
 from pixelmind.errors import DataError
 
@@ -160,13 +162,13 @@ def read_coco_boxes(path: str | Path) -> tuple[list[BoxItem], list[str], list[st
     return items, [str(c["name"]) for c in cats], warns
 
 
-def _find_coco(jsons: list[Path], val_fraction: float, seed: int) -> DetectionData:
+def _find_coco(jsons: list[Path], val_fraction: float, seed: int, split: str = "val") -> DetectionData:
     files = coco_split_files(jsons)
     train, names, warns = read_coco_boxes(files["train"])
-    if "val" in files:
-        val, val_names, val_warns = read_coco_boxes(files["val"])
+    if (evaluated := coco_eval_file(files, split)) is not None:
+        val, val_names, val_warns = read_coco_boxes(evaluated)
         if val_names != names:
-            raise DataError(f"{files['val']}: categories {val_names} differ from the train file's {names}")
+            raise DataError(f"{evaluated}: categories {val_names} differ from the train file's {names}")
         return DetectionData(train, val, names, "coco", warns + val_warns)
     splits = _seeded_split(train, val_fraction, seed)
     note = f"{files['train']}: no val file; {len(splits['val'])} images held out (seed {seed})"
@@ -227,7 +229,7 @@ def read_yolo_boxes(label: Path, image: Path, n_classes: int, warns: list[str]) 
     return make_box_item(image, w, h, found)
 
 
-def _find_yolo(yaml_path: Path, val_fraction: float, seed: int) -> DetectionData:
+def _find_yolo(yaml_path: Path, val_fraction: float, seed: int, split: str = "val") -> DetectionData:
     try:
         cfg = yaml.safe_load(yaml_path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
@@ -238,12 +240,14 @@ def _find_yolo(yaml_path: Path, val_fraction: float, seed: int) -> DetectionData
     base = yaml_path.parent / str(cfg.get("path") or ".")  # an absolute 'path' replaces the yaml's folder
     warns: list[str] = []
     splits = {}
-    for split in ("train", "val"):
-        if cfg.get(split):
-            images = _yolo_images(cfg[split], base, yaml_path)
-            splits[split] = [read_yolo_boxes(_label_path(im), im, len(names), warns) for im in images]
+    for part in ("train", yaml_eval_key(cfg, split, yaml_path)):
+        if cfg.get(part):
+            images = _yolo_images(cfg[part], base, yaml_path)
+            splits[part] = [read_yolo_boxes(_label_path(im), im, len(names), warns) for im in images]
     if not splits.get("train"):
         raise DataError(f"{yaml_path}: no training images in {base / str(cfg['train'])}")
+    if split == "test":
+        return DetectionData(splits["train"], splits["test"], names, "yolo", warns)
     notes = []
     if "val" not in splits:
         splits = _seeded_split(splits["train"], val_fraction, seed)
@@ -267,11 +271,13 @@ def _write_yolo_labels(it: BoxItem, path: Path) -> None:
 # ---------------------------------------------------------------- both ways
 
 
-def find_detection_data(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DetectionData:
+def find_detection_data(root: str | Path, val_fraction: float = 0.2, seed: int = 0, split: str = "val") -> DetectionData:
     """Find and read the detection data set (COCO, YOLO or Pascal VOC) at ``root``.
 
     ``root`` is the folder, its ``data.yaml`` or a COCO json. Without a given val split,
     ``val_fraction`` of the images are held out (seeded, reproducible; ``notes`` says so).
+    ``split="test"`` puts the data set's test split (``instances_test*.json``, data.yaml ``test:``,
+    ``ImageSets/Main/test.txt``) in ``val``, to evaluate it; DataError when there is none.
     Raises DataError naming the file and line of a label that cannot be repaired.
 
     Example:
@@ -288,9 +294,10 @@ def find_detection_data(root: str | Path, val_fraction: float = 0.2, seed: int =
     found = label_files(root)
     if found is not None:
         kind, files = found
-        return _find_coco(files, val_fraction, seed) if kind == "coco" else _find_yolo(files[0], val_fraction, seed)
+        return (_find_coco(files, val_fraction, seed, split) if kind == "coco"
+                else _find_yolo(files[0], val_fraction, seed, split))  # fmt: skip
     if voc_annotation_dir(root) is not None:
-        return find_voc(root, val_fraction, seed)
+        return find_voc(root, val_fraction, seed, split)
     raise DataError(
         f"{root}: no detection data (expected data.yaml (YOLO), annotations/*.json (COCO) "
         "or Annotations/*.xml (Pascal VOC))"

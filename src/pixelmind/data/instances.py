@@ -360,7 +360,7 @@ def _read_yolo_label(label: Path, image: Path, names: list[str], warns: list[str
     return _make_item(image, w, h, inst, None)
 
 
-def _find_yolo(yaml_path: Path, val_fraction: float, seed: int) -> InstanceData:
+def _find_yolo(yaml_path: Path, val_fraction: float, seed: int, split: str = "val") -> InstanceData:
     try:
         cfg = yaml.safe_load(yaml_path.read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -371,16 +371,30 @@ def _find_yolo(yaml_path: Path, val_fraction: float, seed: int) -> InstanceData:
     base = yaml_path.parent / str(cfg.get("path") or ".")  # an absolute 'path' replaces the yaml's folder
     warns: list[str] = []
     splits = {}
-    for split in ("train", "val"):
-        if cfg.get(split):
-            images = _yolo_images(cfg[split], base, yaml_path)
-            splits[split] = [_read_yolo_label(_label_path(im), im, names, warns) for im in images]
+    for part in ("train", yaml_eval_key(cfg, split, yaml_path)):
+        if cfg.get(part):
+            images = _yolo_images(cfg[part], base, yaml_path)
+            splits[part] = [_read_yolo_label(_label_path(im), im, names, warns) for im in images]
     if not splits.get("train"):
         raise DataError(f"{yaml_path}: no training images in {base / str(cfg['train'])}")
+    if split == "test":
+        return InstanceData(splits["train"], splits["test"], names, "yolo", warns)
     if "val" not in splits:
         splits = _seeded_split(splits["train"], val_fraction, seed)
         warns.append(f"{yaml_path}: no 'val' set; {len(splits['val'])} images held out (seed {seed})")
     return InstanceData(splits["train"], splits["val"], names, "yolo", warns)
+
+
+def yaml_eval_key(cfg: dict, split: str, yaml_path: Path) -> str:
+    """The data.yaml key of the evaluated split; a test split must be named, never made up from train.
+
+    Example:
+        >>> yaml_eval_key({"train": "a", "test": "b"}, "test", Path("data.yaml"))
+        'test'
+    """
+    if split == "test" and not cfg.get("test"):
+        raise DataError(f"{yaml_path}: no 'test' entry, so there is no test split to evaluate")
+    return split
 
 
 def _seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list]:
@@ -391,14 +405,14 @@ def _seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list
 
 
 def coco_split_files(jsons: list[Path]) -> dict[str, Path]:
-    """Which COCO json is which split: ``instances_train*`` / ``instances_val*``, or one file for both.
+    """Which COCO json is which split: ``instances_{train,val,test}*``, or one file for train and val.
 
     >>> coco_split_files([Path("instances_val2017.json"), Path("instances_train2017.json")])["val"].name
     'instances_val2017.json'
     """
     by_split: dict[str, Path] = {}
     for j in sorted(jsons):
-        for split in ("train", "val"):
+        for split in ("train", "val", "test"):
             if j.name.startswith(f"instances_{split}") and split not in by_split:
                 by_split[split] = j
     if "train" not in by_split:
@@ -408,24 +422,32 @@ def coco_split_files(jsons: list[Path]) -> dict[str, Path]:
     return by_split
 
 
-def _find_coco(jsons: list[Path], val_fraction: float, seed: int) -> InstanceData:
+def coco_eval_file(files: dict[str, Path], split: str) -> Path | None:
+    """The COCO json of the evaluated split (None: hold out part of train); a test split must exist."""
+    if split == "test" and "test" not in files:
+        raise DataError(f"{files['train'].parent}: no instances_test*.json, so there is no test split to evaluate")
+    return files.get(split)
+
+
+def _find_coco(jsons: list[Path], val_fraction: float, seed: int, split: str = "val") -> InstanceData:
     files = coco_split_files(jsons)
     train, names, warns = read_coco_instances(files["train"])
-    if "val" in files:
-        val, val_names, val_warns = read_coco_instances(files["val"])
+    if (evaluated := coco_eval_file(files, split)) is not None:
+        val, val_names, val_warns = read_coco_instances(evaluated)
         if val_names != names:
-            raise DataError(f"{files['val']}: categories {val_names} differ from the train file's {names}")
+            raise DataError(f"{evaluated}: categories {val_names} differ from the train file's {names}")
         return InstanceData(train, val, names, "coco", warns + val_warns)
     splits = _seeded_split(train, val_fraction, seed)
     warns.append(f"{files['train']}: no val file; {len(splits['val'])} images held out (seed {seed})")
     return InstanceData(splits["train"], splits["val"], names, "coco", warns)
 
 
-def find_instance_data(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> InstanceData:
+def find_instance_data(root: str | Path, val_fraction: float = 0.2, seed: int = 0, split: str = "val") -> InstanceData:
     """Find and read the instance segmentation data set (COCO or YOLO-seg) at ``root``.
 
     ``root`` is the folder, its ``data.yaml`` or a COCO json; without a val split, ``val_fraction``
-    of the images are held out (seeded). Raises DataError naming the file (and line) of a bad label.
+    of the images are held out (seeded). ``split="test"`` puts the test split in ``val`` (to evaluate it).
+    Raises DataError naming the file (and line) of a bad label.
 
     Example:
         >>> import tempfile
@@ -438,7 +460,8 @@ def find_instance_data(root: str | Path, val_fraction: float = 0.2, seed: int = 
     if found is None:
         raise DataError(f"{root}: no instance data (expected data.yaml (YOLO-seg) or annotations/*.json)")
     kind, files = found
-    return _find_coco(files, val_fraction, seed) if kind == "coco" else _find_yolo(files[0], val_fraction, seed)
+    return (_find_coco(files, val_fraction, seed, split) if kind == "coco"
+            else _find_yolo(files[0], val_fraction, seed, split))  # fmt: skip
 
 
 def label_files(root: str | Path) -> tuple[str, list[Path]] | None:

@@ -27,7 +27,13 @@ from PIL import Image, ImageOps
 
 from pixelmind.data.decode import is_image_file
 from pixelmind.data.formats import stratified_split
-from pixelmind.data.instances import coco_split_files, image_size, instance_masks, read_coco_instances
+from pixelmind.data.instances import (
+    coco_eval_file,
+    coco_split_files,
+    image_size,
+    instance_masks,
+    read_coco_instances,
+)
 from pixelmind.data.medical import MedicalDecodeError, frame_count, is_nifti, nifti_slice, split_frame
 from pixelmind.errors import DataError
 
@@ -276,13 +282,15 @@ def _split(items: list[MaskItem], val_fraction: float, seed: int, notes: list[st
     return train + [it for it in items if not it.labelled], val
 
 
-def _voc(root: Path, val_fraction: float, seed: int, notes: list[str]) -> tuple[list, list]:
+def _voc(root: Path, val_fraction: float, seed: int, notes: list[str], split: str) -> tuple[list, list]:
     sets, jpeg, seg = root / "ImageSets" / "Segmentation", root / "JPEGImages", root / "SegmentationClass"
+    if split == "test" and not (sets / "test.txt").is_file():
+        raise DataError(f"{root}: no ImageSets/Segmentation/test.txt, so there is no test split to evaluate")
     if not (sets / "train.txt").is_file():  # most JPEGImages have no mask in VOC: use only those that do
         return _split([it for it in _pair(jpeg, seg, notes) if it.labelled], val_fraction, seed, notes)
     out: tuple[list, list] = ([], [])
-    for split, items in zip(("train", "val"), out):
-        txt = sets / f"{split}.txt"
+    for part, items in zip(("train", split), out):
+        txt = sets / f"{part}.txt"
         lines = txt.read_text().splitlines() if txt.is_file() else []
         for lineno, stem in ((i, ln.strip()) for i, ln in enumerate(lines, start=1) if ln.strip()):
             image = next(
@@ -296,13 +304,14 @@ def _voc(root: Path, val_fraction: float, seed: int, notes: list[str]) -> tuple[
     return out
 
 
-def _coco(root: Path, val_fraction: float, seed: int, notes: list[str]) -> tuple[list, list, list[str]]:
+def _coco(root: Path, val_fraction: float, seed: int, notes: list[str], split: str) -> tuple[list, list, list[str]]:
     files = coco_split_files(sorted((root / "annotations").glob("instances*.json")))
+    evaluated = coco_eval_file(files, split)
     splits, names = [], []
-    for split in [s for s in ("train", "val") if s in files]:
-        items, names, warns = read_coco_instances(files[split])
+    for path in [files["train"], *([evaluated] if evaluated else [])]:
+        items, names, warns = read_coco_instances(path)
         notes.extend(warns)
-        splits.append([MaskItem(it.image, None, (files[split], int(it.image_id))) for it in items])
+        splits.append([MaskItem(it.image, None, (path, int(it.image_id))) for it in items])
     return (*_split(splits[0], val_fraction, seed, notes), names) if len(splits) == 1 else (*splits, names)
 
 
@@ -359,10 +368,12 @@ def _check(scans: dict, data: SemanticData) -> dict[str, np.ndarray]:
     return counts
 
 
-def find_semantic_data(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> SemanticData:
+def find_semantic_data(root: str | Path, val_fraction: float = 0.2, seed: int = 0, split: str = "val") -> SemanticData:
     """Find, read and check the semantic segmentation data set at ``root`` (layouts: see the module).
 
     Without a val split in the data, ``val_fraction`` of the labelled images are held out (seeded).
+    ``split="test"`` reads the test split (``test/``, ``ImageSets/Segmentation/test.txt``,
+    ``instances_test*.json``) into ``val``, to evaluate it.
     Raises DataError naming the folder or file and the problem: missing folders, no image/mask
     pairs, a mask whose size differs from its image's, mask values outside the class map.
 
@@ -381,17 +392,19 @@ def find_semantic_data(root: str | Path, val_fraction: float = 0.2, seed: int = 
     voc = next((d for d in (root, *sorted(root.iterdir())) if all((d / v).is_dir() for v in voc_dirs)), None)
     coco_names: list[str] = []
     if voc is not None:
-        layout, (train, val) = "voc", _voc(voc, val_fraction, seed, notes)
-    elif (pairs := _pair_dirs(root / "train")) and (root / "val").is_dir():
-        if (val_pairs := _pair_dirs(root / "val")) is None:
-            raise DataError(f"{root / 'val'}: expected images/ and masks/ folders, as in {root / 'train'}")
+        layout, (train, val) = "voc", _voc(voc, val_fraction, seed, notes, split)
+    elif (pairs := _pair_dirs(root / "train")) and (root / split).is_dir():
+        if (val_pairs := _pair_dirs(root / split)) is None:
+            raise DataError(f"{root / split}: expected images/ and masks/ folders, as in {root / 'train'}")
         layout, train, val = "folders", _pair(*pairs, notes), _pair(*val_pairs, notes)
     elif pairs or (pairs := _pair_dirs(root)):
+        if split == "test":
+            raise DataError(f"{root}: no test/ folder with images/ and masks/, so there is no test split to evaluate")
         layout, (train, val) = "pairs", _split(_pair(*pairs, notes), val_fraction, seed, notes)
         if (root / "test").is_dir() and not _pair_dirs(root / "test"):
             notes.append(f"{root / 'test'}: images without masks; not used")
     elif list((root / "annotations").glob("instances*.json")):
-        layout, (train, val, coco_names) = "coco", _coco(root, val_fraction, seed, notes)
+        layout, (train, val, coco_names) = "coco", _coco(root, val_fraction, seed, notes, split)
     else:
         raise DataError(
             f"{root}: no segmentation data (expected train/ and val/ with images/ + masks/, images/ "

@@ -15,8 +15,10 @@ existing file whose name really ends in ``#k`` is still that file.
 Example:
     >>> parse_window("40,400"), parse_window(None)
     ((40.0, 400.0), None)
-    >>> split_frame("scan.tif#3")
-    (PosixPath('scan.tif'), 3)
+    >>> import os, tempfile
+    >>> scan = os.path.join(tempfile.mkdtemp(), "scan.tif"); open(scan, "wb").close()
+    >>> split_frame(scan + "#3")[1], split_frame("no-such.tif#3")[1]
+    (3, None)
 """
 
 from __future__ import annotations

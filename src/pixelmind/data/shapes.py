@@ -39,7 +39,7 @@ from pixelmind.errors import ConfigError
 
 CLASS_NAMES = ("circle", "square", "triangle")
 #: index ranges of the splits: far apart, so growing one split never reaches into the other
-SPLITS = {"train": range(0, 1000), "val": range(1_000_000, 1_000_200)}
+SPLITS = {"train": range(0, 1000), "val": range(1_000_000, 1_000_200), "test": range(2_000_000, 2_000_200)}
 
 _EMPTY_FRACTION = 0.03  # share of images with no shape at all (negatives)
 _MIN_VISIBLE_FRACTION = 0.01  # drop a shape when less of it than this is visible ...
@@ -205,7 +205,7 @@ def semantic_mask(sample: ShapesSample) -> np.ndarray:
 
 
 def shapes_indices(split: str) -> range:
-    """The sample indices of ``split`` ("train": 1000, "val": 200; disjoint ranges).
+    """The sample indices of ``split`` ("train": 1000, "val": 200, "test": 200; disjoint ranges).
 
     Example:
         >>> len(shapes_indices("train")), len(shapes_indices("val"))

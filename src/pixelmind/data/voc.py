@@ -2,7 +2,7 @@
 
 Layouts (found by :func:`pixelmind.data.boxes.find_detection_data`):
 - classic: ``D/Annotations/*.xml``, ``D/JPEGImages/`` and ``D/ImageSets/Main/{train,val}.txt``
-  (image ids, one per line). When both split files exist only the ids they list are read;
+  (image ids, one per line; ``test.txt`` for ``val --split test``). When both split files exist only the ids they list are read;
   otherwise every XML file is, and ``val_fraction`` of them are held out (seeded).
 - flat (the shared raccoon set): ``D/annotations/*.xml`` with the images in ``D/images/``, next
   to the XML files or in ``D``.
@@ -144,27 +144,32 @@ def _image_finder(dirs: list[Path]) -> Callable[[Path, str | None], Path]:
     return find
 
 
-def _split_ids(root: Path, ann_dir: Path) -> dict[str, list[Path]] | None:
+def _split_ids(root: Path, ann_dir: Path, split: str = "val") -> dict[str, list[Path]] | None:
+    """The XML files of ``ImageSets/Main/{train,<split>}.txt``; None when they are not given."""
     sets = root / "ImageSets" / "Main"
-    if not ((sets / "train.txt").is_file() and (sets / "val.txt").is_file()):
+    if split == "test" and not (sets / "test.txt").is_file():
+        raise DataError(f"{root}: no ImageSets/Main/test.txt, so there is no test split to evaluate")
+    if not ((sets / "train.txt").is_file() and (sets / f"{split}.txt").is_file()):
         return None
     out = {}
-    for split in ("train", "val"):
+    for part in ("train", split):
         xmls = []
-        for lineno, line in enumerate((sets / f"{split}.txt").read_text(errors="replace").splitlines(), 1):
+        for lineno, line in enumerate((sets / f"{part}.txt").read_text(errors="replace").splitlines(), 1):
             if line.split():
                 xml = ann_dir / f"{line.split()[0]}.xml"
                 if not xml.is_file():
                     raise DataError(
-                        f"{sets / f'{split}.txt'}:{lineno}: no annotation {xml.name} in {ann_dir}"
+                        f"{sets / f'{part}.txt'}:{lineno}: no annotation {xml.name} in {ann_dir}"
                     )
                 xmls.append(xml)
-        out[split] = xmls
+        out[part] = xmls
     return out
 
 
-def find_voc(root: Path, val_fraction: float = 0.2, seed: int = 0) -> DetectionData:
+def find_voc(root: Path, val_fraction: float = 0.2, seed: int = 0, split: str = "val") -> DetectionData:
     """Read the Pascal VOC data set at ``root`` (either layout in the module docstring).
+
+    ``split="test"`` reads ``ImageSets/Main/test.txt`` into ``val`` (to evaluate it).
 
     Example:
         >>> import tempfile
@@ -184,7 +189,7 @@ def find_voc(root: Path, val_fraction: float = 0.2, seed: int = 0) -> DetectionD
         raise DataError(f"{root}: no Annotations/*.xml (Pascal VOC)")
     dirs = [d for d in (root / "JPEGImages", root / "images", ann_dir, root) if d.is_dir()]
     find_image = _image_finder(list(dict.fromkeys(dirs)))
-    given = _split_ids(root, ann_dir)
+    given = _split_ids(root, ann_dir, split)
     xmls = sorted({x for s in given.values() for x in s}) if given else sorted(ann_dir.glob("*.xml"))
     parsed = {x: parse_voc_xml(x) for x in xmls}
     fixed = _class_file(root)
@@ -208,7 +213,7 @@ def find_voc(root: Path, val_fraction: float = 0.2, seed: int = 0) -> DetectionD
                 found.append((clipped, index[name], difficult))
         items[xml] = make_box_item(image, w, h, found)
     if given:
-        train, val = ([items[x] for x in given[s]] for s in ("train", "val"))
+        train, val = ([items[x] for x in given[s]] for s in ("train", split))
         return DetectionData(train, val, names, "voc", warns)
     splits = _seeded_split([items[x] for x in xmls], val_fraction, seed)
     note = f"{root}: no ImageSets/Main/{{train,val}}.txt; {len(splits['val'])} images held out (seed {seed})"

@@ -170,6 +170,8 @@ class Task(ABC):
     explain_methods: tuple[str, ...] = ()
     #: why ``pixelmind robust`` and adversarial training refuse this task (None: supported)
     robust_unsupported: str | None = None
+    #: ``load_data`` honours ``cfg.split == "test"`` (puts the data's test split in ``val``)
+    test_split: bool = False
 
     def recipe(self, cfg: Any) -> dict[str, Any]:
         """The default recipe for this data: values for every config field the user left as None."""

@@ -34,6 +34,19 @@ VAL_DIR_NAMES = ("val", "valid", "validation", "test")
 NO_HFLIP = {"digits", "mnist"}
 
 
+def _eval_names(test: bool, present: set[str]) -> tuple[str, ...]:
+    """The split names evaluated: ``test`` alone for ``--split test``; else the val names (test only without them).
+
+    Example:
+        >>> _eval_names(False, {"train", "val", "test"}), _eval_names(False, {"train", "test"})
+        (('val', 'valid', 'validation'), ('test',))
+    """
+    if test:
+        return ("test",)
+    named = tuple(n for n in VAL_DIR_NAMES if n != "test")
+    return named if present & set(named) else ("test",)
+
+
 def _resize_array(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize a whole uint8 array once, so per-sample transforms on small images stay cheap."""
     if images.shape[-1] == size and images.shape[-2] == size:
@@ -74,6 +87,9 @@ def load_classification_data(
     """
     source = cfg.data
     path = Path(source).expanduser()
+    test = getattr(cfg, "split", "val") == "test"
+    if test and not (path.is_dir() and not formats.find_idx_split(path, "train") or path.suffix.lower() == ".csv"):
+        raise DataError(f"{source}: no test split apart from val (a test/ folder or 'test' rows in a CSV manifest)")
 
     if source in builtin.BUILTIN:
         images, labels, names = builtin.BUILTIN[source]()
@@ -105,13 +121,17 @@ def load_classification_data(
             if unknown:
                 raise DataError(f"{path}: unknown split names {unknown}; use train or one of {', '.join(VAL_DIR_NAMES)}")
             train_idx = [i for i, s in enumerate(splits) if s == "train"]
-            val_idx = [i for i, s in enumerate(splits) if s in VAL_DIR_NAMES]
+            val_idx = [i for i, s in enumerate(splits) if s in _eval_names(test, set(splits))]
+            if test and not val_idx:
+                raise DataError(f"{path}: no rows with split 'test', so there is no test split to evaluate")
         else:
             train_idx, val_idx = formats.stratified_split(labels, cfg.val_fraction, cfg.seed)
         return _file_bundle(cfg, samples, train_idx, samples, val_idx, names, mean, std, str(path))
 
     if path.is_dir():
-        val_dir = next((path / d for d in VAL_DIR_NAMES if (path / d).is_dir()), None)
+        val_dir = next((path / d for d in _eval_names(test, {p.name for p in path.iterdir()}) if (path / d).is_dir()), None)
+        if test and val_dir is None:
+            raise DataError(f"{path}: no test/ folder, so there is no test split to evaluate")
         if (path / "train").is_dir() and val_dir is not None:
             train_samples, names = formats.imagefolder_samples(path / "train", class_names)
             val_samples, _ = formats.imagefolder_samples(val_dir, names)

@@ -51,6 +51,7 @@ class ClassifyTask(Task):
     name = "classify"
     models = MODELS
     primary_metric = "top1"
+    test_split = True
     metric_mode = "max"
     defaults = {
         "model": "pm_cnn_s",

@@ -195,7 +195,7 @@ def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485
     if str(cfg.data) == SHAPES:
         from pixelmind.data import shapes
 
-        train_idx, val_idx = shapes.shapes_indices("train"), shapes.shapes_indices("val")
+        train_idx, val_idx = shapes.shapes_indices("train"), shapes.shapes_indices(cfg.split)
         if cfg.limit:
             train_idx = train_idx[: cfg.limit]
         # Generate them once here: training loader workers start afresh each epoch (exact resume) and
@@ -215,7 +215,7 @@ def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485
     else:
         from pixelmind.data.boxes import find_detection_data
 
-        data = find_detection_data(cfg.data, cfg.val_fraction, cfg.seed)
+        data = find_detection_data(cfg.data, cfg.val_fraction, cfg.seed, cfg.split)
         items = data.train[: cfg.limit] if cfg.limit else data.train
         if not items or not data.val:
             raise DataError(f"{cfg.data}: needs images in train and val (found {len(items)} and {len(data.val)})")

@@ -102,6 +102,7 @@ class DetectTask(Task):
     name = "detect"
     models = MODELS
     primary_metric = "map"
+    test_split = True
     metric_mode = "max"
     defaults = {
         "model": "pmdet_s",

@@ -115,9 +115,16 @@ def _label_file(folder: Path) -> Path | None:
     return next((folder / n for n in LABEL_FILES if (folder / n).is_file()), None)
 
 
-def find_line_data(source: str, val_fraction: float, seed: int) -> tuple[list, list, str]:
-    """``(train, val, layout)`` as ``(path, text)`` lists, for a folder or transcript file."""
+def find_line_data(source: str, val_fraction: float, seed: int, split: str = "val") -> tuple[list, list, str]:
+    """``(train, val, layout)`` as ``(path, text)`` lists, for a folder or transcript file.
+
+    ``split="test"``: ``val`` holds ``test/``'s lines (DataError when there is no such folder).
+    """
     path = Path(source)
+    if split == "test":
+        if not (path.is_dir() and (tr := _label_file(path / "train")) and (te := _label_file(path / "test"))):
+            raise DataError(f"{source}: no train/ and test/ with a transcript file each, so no test split to evaluate")
+        return read_transcripts(tr), read_transcripts(te), "train/ + test/"
     if path.is_file():
         samples, layout = read_transcripts(path), path.name
     elif path.is_dir() and (tr := _label_file(path / "train")) and (va := _label_file(path / "val")):
@@ -143,12 +150,13 @@ def load_line_data(cfg: Any, chars: list[str] | None, mean, std) -> DataBundle:
         n = cfg.limit or 20_000
         train = GeneratedLines(TextLines(n, training_fonts(), cfg.seed, "train"), tf)
         fonts = heldout_fonts() if BUILTIN[cfg.data] == "heldout" else training_fonts()
-        val = GeneratedLines(TextLines(max(200, min(1000, n // 10)), fonts, cfg.seed, "val"), tf)
+        # the test split is generated like val from its own seed stream: lines never used to pick a checkpoint
+        val = GeneratedLines(TextLines(max(200, min(1000, n // 10)), fonts, cfg.seed, cfg.split), tf)
         chars = chars or sorted(set(CHARSET))
         summary = {"source": f"{cfg.data} (generated, seed {cfg.seed})", "train_samples": len(train), "val_samples": len(val),
                    "train_fonts": "DejaVu", "val_fonts": "Liberation (not seen in training)" if fonts != training_fonts() else "DejaVu"}  # fmt: skip
         return DataBundle(train, val, chars, summary)
-    train_s, val_s, layout = find_line_data(cfg.data, cfg.val_fraction, cfg.seed)
+    train_s, val_s, layout = find_line_data(cfg.data, cfg.val_fraction, cfg.seed, cfg.split)
     if cfg.limit:
         train_s = train_s[: cfg.limit]
     if not train_s or not val_s:

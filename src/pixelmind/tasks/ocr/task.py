@@ -85,6 +85,7 @@ class OcrTask(Task):
     name = "ocr"
     models = MODELS
     primary_metric = "cer"
+    test_split = True
     metric_mode = "min"
     defaults = {"model": "crnn_s", "epochs": 10, "imgsz": 32, "batch": 64, "lr": 1e-3, "weight_decay": 0.01,
                 "augment": "none", "channels_last": False}  # fmt: skip

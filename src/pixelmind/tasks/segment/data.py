@@ -204,7 +204,7 @@ def _shapes_bundle(cfg: Any, mean, std, instance: bool) -> DataBundle:
     from pixelmind.data import shapes
 
     size = cfg.imgsz or 64
-    train_idx, val_idx = shapes.shapes_indices("train"), shapes.shapes_indices("val")
+    train_idx, val_idx = shapes.shapes_indices("train"), shapes.shapes_indices(cfg.split)
     if cfg.limit:
         train_idx = train_idx[: cfg.limit]
     seed = cfg.seed
@@ -232,7 +232,7 @@ def _shapes_bundle(cfg: Any, mean, std, instance: bool) -> DataBundle:
 def _semantic_bundle(cfg: Any, mean, std) -> DataBundle:
     from pixelmind.data.masks import find_semantic_data
 
-    data = find_semantic_data(cfg.data, cfg.val_fraction, cfg.seed)
+    data = find_semantic_data(cfg.data, cfg.val_fraction, cfg.seed, cfg.split)
     cmap = data.class_map
     train_items = [it for it in data.train if it.mask is not None or it.coco is not None]
     val_items = [it for it in data.val if it.mask is not None or it.coco is not None]
@@ -280,7 +280,7 @@ def auto_class_weights(pixels: np.ndarray) -> list[float]:
 def _instance_bundle(cfg: Any) -> DataBundle:
     from pixelmind.data.instances import find_instance_data
 
-    data = find_instance_data(cfg.data, cfg.val_fraction, cfg.seed)
+    data = find_instance_data(cfg.data, cfg.val_fraction, cfg.seed, cfg.split)
     train_items = data.train[: cfg.limit] if cfg.limit else data.train
 
     train = InstanceDataset(len(train_items), partial(_read_instances, train_items, cfg.max_pixels), True, _epoch_length(cfg, len(train_items)),

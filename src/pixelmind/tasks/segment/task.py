@@ -144,6 +144,7 @@ class SegmentTask(Task):
     models = MODELS
     metric_mode = "max"
     dynamic_image_size = True
+    test_split = True
     explain_methods = ("gradcam", "gradcam++", "eigencam", "scorecam", "ig", "gradient")
     defaults = {
         "model": "unet_s",
