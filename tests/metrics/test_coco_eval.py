@@ -276,7 +276,8 @@ def test_evaluator_on_tensors_matches_pycocotools(iou_type, tmp_path):
             im.labels = np.array([[1, 3, 7, 9].index(c) for c in im.labels])
         np.testing.assert_allclose(ev.result.stats, coco_evaluate(imgs, dets, "bbox").stats)
     paths = ev.plots(tmp_path)
-    expected = ["pr_curves.png", "confusion_matrix.png"] if iou_type == "bbox" else ["mask_pr_curves.png"]
+    expected = (["pr_curves.png", "f1_confidence.png", "confusion_matrix.png"] if iou_type == "bbox"
+                else ["mask_pr_curves.png", "mask_f1_confidence.png"])  # fmt: skip
     assert [p.name for p in paths] == expected and all(p.stat().st_size > 0 for p in paths)
 
 
@@ -302,3 +303,32 @@ def test_errors():
         coco_evaluate([gt], [], "segm")
     with pytest.raises(ValueError, match="iou_type"):
         CocoEvaluator(["a"], "keypoints")
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_operating_curves_and_per_class_table_match_pycocotools_matches(iou_type):
+    """Each class's tp/fp by score at IoU 0.5 is what COCOeval's evalImgs hold; best F1 is the F1 maximum."""
+    gt, bbox_res, segm_res = random_fixture()
+    ref, got = assert_parity(gt, bbox_res if iou_type == "bbox" else segm_res, iou_type)
+    n_area, n_img = len(ref.params.areaRng), len(ref.params.imgIds)
+    table = got.per_class_table()
+    for k, cid in enumerate(ref.params.catIds):
+        evals = [e for e in ref.evalImgs[k * n_area * n_img : k * n_area * n_img + n_img] if e is not None]
+        if not evals or not sum(int((~np.asarray(e["gtIgnore"], bool)).sum()) for e in evals):
+            continue
+        scores = np.concatenate([e["dtScores"][:100] for e in evals])
+        order = np.argsort(-scores, kind="mergesort")
+        matched = np.concatenate([e["dtMatches"][0, :100] for e in evals])[order] > 0
+        ignored = np.concatenate([e["dtIgnore"][0, :100] for e in evals])[order].astype(bool)
+        curve = got.curves[cid]
+        np.testing.assert_allclose(curve.scores, scores[order])
+        np.testing.assert_array_equal(curve.tp, np.cumsum(matched & ~ignored))
+        np.testing.assert_array_equal(curve.fp, np.cumsum(~matched & ~ignored))
+        tp, fp = curve.tp, curve.fp
+        f1 = 2 * tp / np.maximum(tp + fp + curve.n_gt, 1)  # 2PR / (P + R) = 2 TP / (TP + FP + n_gt)
+        row = table[got.class_names[cid]]
+        assert row["best F1"] == pytest.approx(f1.max(), abs=1e-4) and row["gt"] == curve.n_gt
+        assert row["AP50"] == pytest.approx(ref.eval["precision"][0, :, k, 0, 2].mean(), abs=1e-4)
+        assert row["AP50-95"] == pytest.approx(got.per_class_ap()[k], abs=1e-4)
+    assert any(0 < r["best F1"] < 1 for r in table.values())  # a real spread, not a degenerate fixture
+

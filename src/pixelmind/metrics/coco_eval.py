@@ -73,6 +73,42 @@ class CocoDetections:
 
 
 @dataclass
+class OperatingCurve:
+    """One category's detections at IoU 0.5 (area all, 100 per image), best score first: cumulative true
+    and false positives at each (COCO's matching; ignored detections count as neither) and its gt count."""
+
+    scores: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    n_gt: int
+
+    def at(self, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Precision, recall and F1 keeping the detections with score >= each ``conf``.
+
+        Example:
+            >>> c = OperatingCurve(np.array([0.9, 0.6, 0.3]), np.array([1.0, 1, 2]), np.array([0.0, 1, 1]), 2)
+            >>> [v.round(3).tolist() for v in c.at(np.array([0.5, 0.2]))]
+            [[0.5, 0.667], [0.5, 1.0], [0.5, 0.8]]
+        """
+        n = np.searchsorted(-self.scores, -np.asarray(conf, float), side="right")  # detections kept
+        tp = np.where(n > 0, self.tp[np.maximum(n - 1, 0)], 0.0) if len(self.scores) else np.zeros(len(n))
+        fp = np.where(n > 0, self.fp[np.maximum(n - 1, 0)], 0.0) if len(self.scores) else np.zeros(len(n))
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-12), 1.0)
+        recall = tp / max(self.n_gt, 1)
+        return precision, recall, 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+
+    def best_f1(self) -> tuple[float, float, float, float]:
+        """``(F1, confidence, precision, recall)`` at the score threshold with the highest F1."""
+        if not len(self.scores):
+            return 0.0, 0.0, 0.0, 0.0
+        precision, recall, f1 = self.at(self.scores)
+        i = int(np.argmax(f1))
+        if f1[i] == 0:  # no true positive at any threshold: no threshold to recommend
+            return 0.0, 0.0, 0.0, 0.0
+        return float(f1[i]), float(self.scores[i]), float(precision[i]), float(recall[i])
+
+
+@dataclass
 class CocoResult:
     """The evaluation as ``COCOeval`` holds it: ``stats`` (the 12 ``summarize()`` numbers, named by
     ``STAT_NAMES``), ``precision`` [T=10, R=101, K, A=4, M=3] and ``recall`` [T, K, A, M] (-1 where a
@@ -83,6 +119,7 @@ class CocoResult:
     recall: np.ndarray
     category_ids: list[int]
     class_names: dict[int, str] = field(default_factory=dict)
+    curves: dict[int, OperatingCurve] = field(default_factory=dict)  # category id -> curve at IoU 0.5
 
     def per_class_ap(self) -> np.ndarray:
         """AP@[.5:.95] per category (area all, 100 dets); NaN for a category without gt."""
@@ -90,6 +127,27 @@ class CocoResult:
         valid = p > -1
         with np.errstate(invalid="ignore"):
             return np.where(valid, p, 0).sum((0, 1)) / valid.sum((0, 1))
+
+    def per_class_table(self) -> dict[str, dict[str, float | int]]:
+        """Per category: gt boxes, AP50, AP50-95, and the best F1 with its confidence, precision and recall.
+
+        Example:
+            >>> gt = CocoImage(1, 64, 64, np.array([[0.0, 0, 20, 20]]), np.array([1]), np.zeros(1, bool))
+            >>> det = CocoDetections(1, np.array([[0.0, 0, 20, 20]]), np.array([0.8]), np.array([1]))
+            >>> coco_evaluate([gt], [det], class_names={1: "a"}).per_class_table()["a"]["best F1"]
+            1.0
+        """
+        p50 = self.precision[0, :, :, 0, -1]  # IoU 0.5, area all, 100 dets: [R, K]
+        out = {}
+        for k, (cid, ap) in enumerate(zip(self.category_ids, self.per_class_ap())):
+            curve = self.curves.get(cid)
+            f1, conf, prec, rec = curve.best_f1() if curve else (0.0, 0.0, 0.0, 0.0)
+            ap50 = float(p50[:, k].mean()) if (p50[:, k] > -1).all() else math.nan
+            out[self.class_names.get(cid, str(cid))] = {
+                "gt": curve.n_gt if curve else 0, "AP50": round(ap50, 4), "AP50-95": round(float(ap), 4),
+                "best F1": round(f1, 4), "at conf": round(conf, 3), "precision": round(prec, 4), "recall": round(rec, 4),
+            }  # fmt: skip
+        return out
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         """``map``, ``map50``, ..., ``mar_large`` and ``ap/<class>``, each key led by ``prefix``; COCO's
@@ -174,10 +232,12 @@ def _arrays(item: CocoImage | CocoDetections, segm: bool, height: int, width: in
     return labels, box, area, rles, extra.reshape(-1)
 
 
-def _accumulate(evals: list[list[list[tuple]]]) -> tuple[np.ndarray, np.ndarray]:
-    """COCOeval.accumulate, vectorised over IoU thresholds: precision [T,R,K,A,M], recall [T,K,A,M]."""
+def _accumulate(evals: list[list[list[tuple]]]) -> tuple[np.ndarray, np.ndarray, dict[int, OperatingCurve]]:
+    """COCOeval.accumulate, vectorised over IoU thresholds: precision [T,R,K,A,M], recall [T,K,A,M], and
+    each category's operating curve at IoU 0.5 (area all, 100 detections), by category index."""
     n_t, n_r, n_k, n_a, n_m = len(IOU_THRS), len(REC_THRS), len(evals), len(AREA_RNGS), len(MAX_DETS)
     precision, recall = -np.ones((n_t, n_r, n_k, n_a, n_m)), -np.ones((n_t, n_k, n_a, n_m))
+    curves: dict[int, OperatingCurve] = {}
     for k in range(n_k):
         for a in range(n_a):
             per_img = evals[k][a]
@@ -191,6 +251,8 @@ def _accumulate(evals: list[list[list[tuple]]]) -> tuple[np.ndarray, np.ndarray]
                 dt_ig = np.concatenate([e[2][:, :max_det] for e in per_img], 1)[:, inds]
                 tp = np.cumsum(dtm & ~dt_ig, 1).astype(float)
                 fp = np.cumsum(~dtm & ~dt_ig, 1).astype(float)
+                if a == 0 and m == n_m - 1:
+                    curves[k] = OperatingCurve(scores[inds], tp[0], fp[0], npig)
                 nd, rc, pr = tp.shape[1], tp / npig, tp / (fp + tp + np.spacing(1))
                 recall[:, k, a, m] = rc[:, -1] if nd else 0
                 pr = np.maximum.accumulate(pr[:, ::-1], 1)[:, ::-1]  # the right-to-left max
@@ -199,7 +261,7 @@ def _accumulate(evals: list[list[list[tuple]]]) -> tuple[np.ndarray, np.ndarray]
                     ok = idx < nd  # COCOeval stops at the first recall point past the curve: zeros
                     precision[t, ok, k, a, m] = pr[t, idx[ok]]
                     precision[t, ~ok, k, a, m] = 0
-    return precision, recall
+    return precision, recall, curves
 
 
 def coco_evaluate(
@@ -273,9 +335,10 @@ def coco_evaluate(
                 dtm, dt_ig = _match(ious[:, order], ig[order], crowd[order])
                 dt_ig |= ~dtm & ((da < lo) | (da > hi))[None]
                 evals[kidx[cat]][a].append((sc, dtm, dt_ig, int((~ig).sum())))
-    precision, recall = _accumulate(evals)
+    precision, recall, curves = _accumulate(evals)
     names = {c: str(class_names[c]) for c in cat_ids}
-    return CocoResult(_summarize(precision, recall), precision, recall, cat_ids, names)
+    by_id = {cat_ids[k]: curve for k, curve in curves.items()}
+    return CocoResult(_summarize(precision, recall), precision, recall, cat_ids, names, by_id)
 
 
 def _summarize(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
@@ -311,6 +374,27 @@ def plot_pr_curves(result: CocoResult, class_names: dict[int, str] | None, path:
     mean = np.where(valid, p, 0).sum((0, 2)) / np.maximum(valid.sum((0, 2)), 1)
     label = f"mean IoU .5:.95 (AP {result.stats[0]:.3f})"
     return _plot(REC_THRS, curves, path, mean=(label, mean), title="precision-recall at IoU 0.5")
+
+
+def plot_f1_confidence(result: CocoResult, path: Path) -> Path:
+    """F1 against the score threshold per class at IoU 0.5, and their mean with its best threshold.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> gt = CocoImage(1, 64, 64, np.array([[0.0, 0, 20, 20]]), np.array([1]), np.zeros(1, bool))
+        >>> det = CocoDetections(1, np.array([[0.0, 0, 20, 20]]), np.array([0.8]), np.array([1]))
+        >>> plot_f1_confidence(coco_evaluate([gt], [det]), os.path.join(tempfile.mkdtemp(), "f1.png")).name
+        'f1.png'
+    """
+    from pixelmind.viz.plots import plot_pr_curves as _plot
+
+    conf = np.linspace(0, 1, 101)
+    curves = {result.class_names.get(c, str(c)): curve.at(conf)[2] for c, curve in result.curves.items()}
+    mean = np.mean(list(curves.values()), 0) if curves else np.zeros_like(conf)
+    best = int(np.argmax(mean))
+    label = f"all classes: F1 {mean[best]:.2f} at {conf[best]:.2f}"
+    return _plot(conf, curves, path, mean=(label, mean), title="F1 against confidence (IoU 0.5)", xlabel="confidence",
+                 ylabel="F1", legend="upper right")  # fmt: skip
 
 
 def coco_json_to_arrays(
@@ -454,7 +538,8 @@ class CocoEvaluator:
         if self.result is None and self.compute() == {}:
             return {}
         out = {"protocol": f"COCO {self.iou_type} evaluation (IoU .50:.05:.95, 101 recall points, maxDets 100), "
-                           "equal to pycocotools' COCOeval", "coco_stats": [round(float(v), 6) for v in self.result.stats]}  # fmt: skip
+                           "equal to pycocotools' COCOeval", "coco_stats": [round(float(v), 6) for v in self.result.stats],
+               "per_class": self.result.per_class_table()}  # fmt: skip
         if self.confusion is not None:
             out["confusion_matrix"] = {"rows": "true class", "columns": "predicted class", "score_threshold": 0.25, "iou": 0.45,
                                        "names": [*self.class_names, "background"], "counts": self.confusion.tolist()}  # fmt: skip
@@ -463,7 +548,8 @@ class CocoEvaluator:
     def plots(self, out_dir: Path) -> list[Path]:
         if self.result is None and self.compute() == {}:
             return []
-        paths = [plot_pr_curves(self.result, None, Path(out_dir) / f"{self.prefix}pr_curves.png")]
+        paths = [plot_pr_curves(self.result, None, Path(out_dir) / f"{self.prefix}pr_curves.png"),
+                 plot_f1_confidence(self.result, Path(out_dir) / f"{self.prefix}f1_confidence.png")]  # fmt: skip
         if self.confusion is not None:
             from pixelmind.viz.plots import plot_confusion_matrix
 

@@ -199,16 +199,18 @@ def plot_pr_curves(
     path: Path,
     mean: tuple[str, np.ndarray] | None = None,
     title: str = "precision-recall",
+    xlabel: str = "recall",
+    ylabel: str = "precision",
+    legend: str = "lower left",
 ) -> Path:
-    """Precision against recall: one thin line per class and an optional bold mean curve.
+    """Precision against recall (or any 0-1 curve per class): one thin line per class, an optional bold mean.
 
     Args:
-        recall: [R] recall points shared by every curve (COCO's 101 thresholds).
-        curves: class name -> precision [R]; a curve that is all negative (COCO's -1, no ground
-            truth) is skipped.
+        recall: [R] x values shared by every curve (COCO's 101 recall thresholds; confidences for F1).
+        curves: class name -> y [R]; a curve that is all negative (COCO's -1, no ground truth) is skipped.
         path: the png to write.
-        mean: ``(label, precision [R])`` drawn bold in black.
-        title: figure title.
+        mean: ``(label, y [R])`` drawn bold in black.
+        title, xlabel, ylabel: figure text; ``legend``: where the legend goes (matplotlib's ``loc``).
 
     Example:
         >>> import tempfile, os, numpy as np
@@ -225,10 +227,10 @@ def plot_pr_curves(
         ax.plot(recall, np.clip(mean[1], 0, None), lw=2.5, color="k", label=mean[0])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower left", fontsize=7)
+        ax.legend(loc=legend, fontsize=7)
     return _save(fig, path)
