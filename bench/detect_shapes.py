@@ -25,9 +25,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="default: the task's recipe")
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--set", nargs="*", default=[], help="more TrainConfig overrides, key=value (numbers only)")
+    ap.add_argument("--set", nargs="*", default=[], help="more TrainConfig overrides, key=value (YAML values)")
     args = ap.parse_args()
-    overrides = {k: (float(v) if "." in v or "e" in v else int(v)) for k, v in (kv.split("=", 1) for kv in args.set)}
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     model = Model(args.model, task="detect")
     t = time.perf_counter()
     metrics = model.train(data="shapes", epochs=args.epochs, project=str(Path(__file__).resolve().parent / "out"),

@@ -7,6 +7,7 @@ lines/s. The baseline in the same run is Tesseract 5 (Debian's ``tesseract-ocr``
 ``--psm 7``: one text line) on the same held-out images, when it is installed.
 
     python bench/ocr_compare.py [--limit 10000] [--epochs 4] [--models crnn_s tr_s]
+    python bench/ocr_compare.py --weights runs/ocr/exp/weights/best.safetensors   # score trained models
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--models", nargs="+", default=["crnn_s", "tr_s"])
     ap.add_argument("--heldout", type=int, default=1000)
+    ap.add_argument("--weights", nargs="+", type=Path, help="score these trained models instead of training (e.g. the default recipe's)")
     args = ap.parse_args()
     from pixelmind.api import Model
     from pixelmind.metrics.text import text_metrics
@@ -46,14 +48,20 @@ def main() -> None:
     images, truths = zip(*(heldout[i] for i in range(len(heldout))))
     work = Path(tempfile.mkdtemp(prefix="ocr_"))
     print(f"machine: {machine()}")
-    print(f"train: {args.limit} generated lines (DejaVu fonts) x {args.epochs} epochs; "
+    trained = f"given weights {[str(w) for w in args.weights]}" if args.weights else \
+        f"{args.limit} generated lines (DejaVu fonts) x {args.epochs} epochs"
+    print(f"train: {trained}; "
           f"test: {len(truths)} generated lines in Liberation fonts (never seen in training)")  # fmt: skip
     rows = []
-    for name in args.models:
-        model = Model(name, task="ocr")
-        t = time.perf_counter()
-        model.train(data="textlines", epochs=args.epochs, limit=args.limit, workers=1, project=str(work), name=name)
-        wall = time.perf_counter() - t
+    for name in args.weights or args.models:
+        if args.weights:  # trained elsewhere: no training time here
+            model, wall = Model.load(name), float("nan")
+            name = f"{model.meta.model} ({name.parent.parent.name})"
+        else:
+            model = Model(name, task="ocr")
+            t = time.perf_counter()
+            model.train(data="textlines", epochs=args.epochs, limit=args.limit, workers=1, project=str(work), name=name)
+            wall = time.perf_counter() - t
         t = time.perf_counter()
         read = [r["text"] for r in model.predict(list(images), batch=64)]
         speed = len(read) / (time.perf_counter() - t)

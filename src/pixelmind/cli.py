@@ -68,7 +68,7 @@ def train(
     teacher: Optional[str] = typer.Option(None, help="distil from this .safetensors model of the same task and classes"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained", help="timm hub weights (needs network)"),
     optimizer: Optional[str] = typer.Option(None, help="adamw | sgd"),
-    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16"),
+    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 | auto (bf16 where native)"),
     workers: Optional[int] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     patience: Optional[int] = typer.Option(None, help="early stopping patience in epochs"),

@@ -46,7 +46,8 @@ class TrainConfig(BaseModel):
     warmup_epochs: float = Field(1.0, ge=0)
     grad_accum: int = Field(1, ge=1)
     clip_grad: float | None = Field(None, gt=0)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] | None = Field(
+        None, description="auto: bf16 where the CPU/GPU computes it natively (task recipe: auto for detect), else fp32")
     channels_last: bool | None = Field(None, description="channels-last memory format (faster CNNs on CPU and GPU)")
     ema: bool | None = Field(None, description="keep EMA weights for evaluation and the saved model (task recipe: on for generate)")
     ema_decay: float = Field(0.999, gt=0, lt=1)

@@ -55,17 +55,45 @@ def _reset_accelerate_state() -> None:
     GradientState._reset_state()
 
 
+ETA_STEPS = 6  # the first epoch's step after which the expected training time is printed
+
+
+def _duration(seconds: float) -> str:
+    """``"45 s"``, ``"12 min"``, ``"2.5 h"``."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _wants_cuda(cfg: Any) -> bool:
+    return cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+
+
+def resolve_precision(cfg: Any) -> str:
+    """``cfg.precision`` made concrete: None is fp32; ``auto`` is bf16 where the hardware computes it natively
+    (CUDA with bf16 support, else fp16; a CPU with AVX512-BF16 or AMX), else fp32.
+
+    Example:
+        >>> from pixelmind.config import TrainConfig
+        >>> resolve_precision(TrainConfig(data="shapes", device="cpu")), resolve_precision(TrainConfig(data="shapes", precision="bf16"))
+        ('fp32', 'bf16')
+    """
+    if cfg.precision != "auto":
+        return cfg.precision or "fp32"
+    if _wants_cuda(cfg):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
 def make_accelerator(cfg: Any):
     from accelerate import Accelerator
 
-    want_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    want_cuda = _wants_cuda(cfg)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {cfg.device!r} asked for but CUDA is not available here; use --device cpu")
     if cfg.precision == "fp16" and not want_cuda:
         raise ConfigError("precision: fp16 needs a CUDA device; use bf16 on CPU")
     if cfg.device.startswith("cuda:"):
         torch.cuda.set_device(int(cfg.device.split(":")[1]))
-    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.precision]
+    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[resolve_precision(cfg)]
     _reset_accelerate_state()
     return Accelerator(cpu=not want_cuda, mixed_precision=mixed, gradient_accumulation_steps=cfg.grad_accum)
 
@@ -99,6 +127,7 @@ class Trainer:
                  resume_from: Path | None = None, console=None) -> None:  # fmt: skip
         from pixelmind.engine.console import RunLog
 
+        cfg = cfg.model_copy(update={"precision": resolve_precision(cfg)})  # config.yaml records what ran
         self.task, self.cfg, self.meta, self.bundle = task, cfg, meta, bundle
         if cfg.adv_train and task.robust_unsupported:
             raise ConfigError(f"adv_train: the {task.name} task cannot train adversarially: {task.robust_unsupported}")
@@ -263,6 +292,13 @@ class Trainer:
                 self.ema.update(self.acc.unwrap_model(self.model))
             steps += 1
             samples += first_tensor_len(batch) * self.acc.num_processes
+            if steps == 1:
+                t1 = time.perf_counter()  # the first step pays one-off costs (allocations, oneDNN kernels): not timed
+            if self.is_main and epoch == self.start_epoch and steps == ETA_STEPS < len(self.train_loader):
+                per_step = (time.perf_counter() - t1) / (steps - 1)
+                left = per_step * len(self.train_loader) * (self.cfg.epochs - epoch)
+                self.log.info(f"expected: about {_duration(left)} of training for {self.cfg.epochs - epoch} epochs of "
+                              f"{len(self.train_loader)} steps ({per_step:.2f} s per step), validation on top")  # fmt: skip
             if self.is_main and (steps % 10 == 0 or steps == len(self.train_loader)):
                 loss = sums.get("loss", sums.get("loss0", torch.zeros(()))).item() / steps
                 progress.advance(bar, steps, f"loss {loss:.4f}  {samples / (time.perf_counter() - t0):.0f} img/s")
@@ -320,6 +356,7 @@ class Trainer:
                 set_seed(cfg.seed + epoch, deterministic=cfg.deterministic and self.acc.device.type == "cuda")
                 self.loader_generator.manual_seed(cfg.seed + epoch)
                 row: dict[str, float] = {"epoch": epoch + 1}
+                epoch_start = time.perf_counter()
                 row.update(self.train_epoch(epoch, progress))
                 if self.is_main:
                     metrics = self.evaluate(self._eval_model(), self.meta).compute()
@@ -341,6 +378,9 @@ class Trainer:
                                 writer.add_scalar(k, v, epoch + 1)
                         writer.flush()
                     self.log.epoch_line(row, metric_key)
+                    if epoch == self.start_epoch and cfg.epochs - epoch > 1:  # now with validation measured too
+                        left = (time.perf_counter() - epoch_start) * (cfg.epochs - epoch - 1)
+                        self.log.info(f"expected: about {_duration(left)} more for the other {cfg.epochs - epoch - 1} epochs")
                 stop = torch.tensor(int(bool(cfg.patience) and self.bad_epochs >= (cfg.patience or 0)), device=self.acc.device)
                 if self.acc.num_processes > 1:
                     stop = self.acc.reduce(stop, "max")

@@ -201,3 +201,36 @@ def test_bad_options_raise_config_errors(kwargs, match):
 def test_bad_num_classes():
     with pytest.raises(ConfigError, match="num_classes"):
         build_detector("pmdet_n", 0)
+
+
+def test_a_channels_last_detector_is_fed_channels_last_and_computes_the_same():
+    """The default recipe trains channels-last: NCHW inputs are converted once at the entry (a mixed-format
+    network converts at every layer), and the outputs equal the contiguous network's."""
+    net = tiny("pmdet_n").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = net(x)
+    seen = []
+    first_conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    net = net.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = net(x)
+    assert seen == [True]
+    for w, g in zip(want, got):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
+
+
+def test_detect_recipe_trains_channels_last_in_native_bf16_and_rtdetr_stays_fp32():
+    from pixelmind.config import TrainConfig
+    from pixelmind.engine.trainer import resolve_precision
+    from pixelmind.tasks import get_task
+
+    task = get_task("detect")
+    cnn = TrainConfig(data="d", task="detect", device="cpu").filled(task.recipe(TrainConfig(data="d")))
+    assert cnn.channels_last is True and cnn.precision == "auto"
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision(cnn) == ("bf16" if native else "fp32")
+    detr = TrainConfig(data="d", model="rtdetr").filled(task.recipe(TrainConfig(data="d", model="rtdetr")))
+    assert (detr.channels_last, resolve_precision(detr)) == (False, "fp32")
+    assert resolve_precision(TrainConfig(data="d", precision="fp32")) == "fp32"  # asked for: kept

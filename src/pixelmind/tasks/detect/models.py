@@ -74,6 +74,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelmind.errors import ConfigError
+from pixelmind.nn.memory_format import match_memory_format
 from pixelmind.registry import Registry
 from pixelmind.tasks.detect.loss import ClsLoss, detection_loss
 from pixelmind.tasks.detect.rtdetr import TINY_CFG as _RTDETR_TINY
@@ -262,7 +263,8 @@ class Detector(nn.Module):
         self.heads = nn.ModuleList(DecoupledHead(width, num_classes, head_depth) for _ in STRIDES)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        feats = self.neck(self.backbone(images))
+        # inputs follow the weights' memory format: a channels-last detector fed NCHW converts at every layer
+        feats = self.neck(self.backbone(match_memory_format(self, images)))
         logits, boxes = [], []
         for x, head, stride in zip(feats, self.heads, self.strides):
             cls, reg = head(x)

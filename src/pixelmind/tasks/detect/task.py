@@ -112,7 +112,10 @@ class DetectTask(Task):
         "lr": 2e-3,
         "weight_decay": 5e-4,
         "augment": "light",
-        "channels_last": False,
+        # channels-last + bf16 where the hardware has it: pmdet_s trains 2.6x faster on an AVX512-BF16 CPU
+        # (raccoon, 416 px) and reaches the same mAP50 on shapes (bench/RESULTS.md section 28)
+        "channels_last": True,
+        "precision": "auto",
     }
     explain_methods = ("gradcam", "gradcam++", "eigencam", "scorecam", "ig", "gradient")
 
@@ -123,6 +126,7 @@ class DetectTask(Task):
             out.update(imgsz=64, epochs=18, lr=5e-3, clip_grad=10.0, weight_decay=0.05)
         if cfg.model == "rtdetr":  # attention needs a gentler step (the helper's probe, models.py docstring)
             out.update(lr=1e-3, clip_grad=1.0, weight_decay=1e-4)
+            out.update(channels_last=False, precision="fp32")  # not measured for its deformable attention: as before
         return out
 
     def load_data(self, cfg: Any, meta: Meta | None = None) -> DataBundle:
