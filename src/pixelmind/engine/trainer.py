@@ -63,6 +63,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+@contextmanager
+def _without_autocast(model: torch.nn.Module):
+    """Run ``model`` with the forward Accelerate wrapped in autocast for mixed precision set aside."""
+    wrapped = model.__dict__.get("forward")
+    original = model.__dict__.get("_original_forward")
+    if wrapped is None or original is None:
+        yield
+        return
+    model.forward = original
+    try:
+        yield
+    finally:
+        model.forward = wrapped
+
+
 def _wants_cuda(cfg: Any) -> bool:
     return cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
 
@@ -327,10 +342,15 @@ class Trainer:
         return merged, all_steps
 
     def evaluate(self, model: torch.nn.Module, meta: Meta):
-        """One validation pass on rank 0's device; returns the evaluator (metrics via ``compute()``)."""
+        """One validation pass on rank 0's device; returns the evaluator (metrics via ``compute()``).
+
+        In full precision, as ``pixelmind val`` and predict run the saved weights: the checkpoint is chosen
+        on the numbers a user gets back (bf16 autocast moved a tiny detector's mAP by 50 % relative).
+        """
         from pixelmind.engine.evaluate import run_validation
 
-        return run_validation(self.task, model, self.task.evaluator(meta), self.val_loader, self.acc.device, self.skipped)
+        with _without_autocast(model):
+            return run_validation(self.task, model, self.task.evaluator(meta), self.val_loader, self.acc.device, self.skipped)
 
     def fit(self) -> dict[str, float]:
         from accelerate.utils import set_seed
