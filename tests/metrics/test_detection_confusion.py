@@ -53,5 +53,5 @@ def test_evaluator_reports_and_plots_it_without_crowd_boxes(tmp_path):
     # the dog is found; the crowd of cats is not an object and the detection on it is not counted
     assert matrix["counts"] == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
     paths = ev.plots(tmp_path)
-    assert [p.name for p in paths] == ["pr_curves.png", "confusion_matrix.png"]
+    assert [p.name for p in paths] == ["pr_curves.png", "f1_confidence.png", "confusion_matrix.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
