@@ -122,9 +122,12 @@ def test_csv_manifest_with_split_column(tmp_path):
     )
     b = load_classification_data(_cfg(tmp_path / "m.csv"))
     assert b.class_names == ["cat", "dog"]
-    assert b.train.targets == [0, 1] and b.val.targets == [1, 0]
-    assert [Path(p).name for p in _paths(b.val)] == ["2.png", "3.png"]
-    _check_sample(b.val[1], 2)
+    # 'test' rows are the test split (val --split test), not more validation rows
+    assert b.train.targets == [0, 1] and b.val.targets == [1]
+    assert [Path(p).name for p in _paths(b.val)] == ["2.png"]
+    _check_sample(b.val[0], 2)
+    test = load_classification_data(_cfg(tmp_path / "m.csv").model_copy(update={"split": "test"}))
+    assert [Path(p).name for p in _paths(test.val)] == ["3.png"] and test.val.targets == [0]
 
 
 def test_csv_manifest_without_split_and_known_classes(tmp_path):
