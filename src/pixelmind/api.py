@@ -167,11 +167,8 @@ class Model:
     # -- evaluation ------------------------------------------------------------------------
     def val(self, data: str | None = None, batch: int = 64, workers: int = 0, plots_dir: str | Path | None = None,
             split: str = "val", **overrides: Any) -> dict[str, float]:  # fmt: skip
-        """Evaluate on a data set's validation split (default: the one the model was trained on).
-
-        ``split="test"`` scores the data set's test split instead (classify, detect, segment, ocr), which
-        never picked a checkpoint; a data set without one is an error, not a held-out part of train.
-        """
+        """Evaluate on a data set's validation split (default: the one the model was trained on), or with
+        ``split="test"`` its test split (classify, detect, segment, ocr; an error where there is none)."""
         from pixelmind.engine.evaluate import run_validation
         from pixelmind.engine.trainer import make_loader
 

@@ -32,6 +32,8 @@ from typing import Any, Literal
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from pixelmind.metrics.operating_curve import OperatingCurve
+
 # np.linspace as COCOeval.Params builds them: np.arange gives 0.8500000000000001 and so on.
 IOU_THRS = np.linspace(0.5, 0.95, 10)
 REC_THRS = np.linspace(0.0, 1.0, 101)
@@ -70,42 +72,6 @@ class CocoDetections:
     labels: np.ndarray
     masks: np.ndarray | list | None = None
     areas: np.ndarray | None = None
-
-
-@dataclass
-class OperatingCurve:
-    """One category's detections at IoU 0.5 (area all, 100 per image), best score first: cumulative true
-    and false positives at each (COCO's matching; ignored detections count as neither) and its gt count."""
-
-    scores: np.ndarray
-    tp: np.ndarray
-    fp: np.ndarray
-    n_gt: int
-
-    def at(self, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Precision, recall and F1 keeping the detections with score >= each ``conf``.
-
-        Example:
-            >>> c = OperatingCurve(np.array([0.9, 0.6, 0.3]), np.array([1.0, 1, 2]), np.array([0.0, 1, 1]), 2)
-            >>> [v.round(3).tolist() for v in c.at(np.array([0.5, 0.2]))]
-            [[0.5, 0.667], [0.5, 1.0], [0.5, 0.8]]
-        """
-        n = np.searchsorted(-self.scores, -np.asarray(conf, float), side="right")  # detections kept
-        tp = np.where(n > 0, self.tp[np.maximum(n - 1, 0)], 0.0) if len(self.scores) else np.zeros(len(n))
-        fp = np.where(n > 0, self.fp[np.maximum(n - 1, 0)], 0.0) if len(self.scores) else np.zeros(len(n))
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-12), 1.0)
-        recall = tp / max(self.n_gt, 1)
-        return precision, recall, 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-
-    def best_f1(self) -> tuple[float, float, float, float]:
-        """``(F1, confidence, precision, recall)`` at the score threshold with the highest F1."""
-        if not len(self.scores):
-            return 0.0, 0.0, 0.0, 0.0
-        precision, recall, f1 = self.at(self.scores)
-        i = int(np.argmax(f1))
-        if f1[i] == 0:  # no true positive at any threshold: no threshold to recommend
-            return 0.0, 0.0, 0.0, 0.0
-        return float(f1[i]), float(self.scores[i]), float(precision[i]), float(recall[i])
 
 
 @dataclass
@@ -355,48 +321,6 @@ def _summarize(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
     return np.array(ap + ar)
 
 
-def plot_pr_curves(result: CocoResult, class_names: dict[int, str] | None, path: Path) -> Path:
-    """Precision-recall per class at IoU 0.5 (area all, 100 dets) and the mean over IoU .5:.95.
-
-    Example:
-        >>> import numpy as np, tempfile, os
-        >>> gt = CocoImage(1, 64, 64, np.array([[0.0, 0, 20, 20]]), np.array([1]), np.zeros(1, bool))
-        >>> det = CocoDetections(1, np.array([[0.0, 0, 20, 20]]), np.array([0.8]), np.array([1]))
-        >>> plot_pr_curves(coco_evaluate([gt], [det]), {1: "a"}, os.path.join(tempfile.mkdtemp(), "pr.png")).name
-        'pr.png'
-    """
-    from pixelmind.viz.plots import plot_pr_curves as _plot
-
-    names = {**result.class_names, **(class_names or {})}
-    p = result.precision[:, :, :, 0, -1]  # [T, R, K]
-    curves = {names.get(c, str(c)): p[0, :, k] for k, c in enumerate(result.category_ids)}
-    valid = p > -1
-    mean = np.where(valid, p, 0).sum((0, 2)) / np.maximum(valid.sum((0, 2)), 1)
-    label = f"mean IoU .5:.95 (AP {result.stats[0]:.3f})"
-    return _plot(REC_THRS, curves, path, mean=(label, mean), title="precision-recall at IoU 0.5")
-
-
-def plot_f1_confidence(result: CocoResult, path: Path) -> Path:
-    """F1 against the score threshold per class at IoU 0.5, and their mean with its best threshold.
-
-    Example:
-        >>> import numpy as np, tempfile, os
-        >>> gt = CocoImage(1, 64, 64, np.array([[0.0, 0, 20, 20]]), np.array([1]), np.zeros(1, bool))
-        >>> det = CocoDetections(1, np.array([[0.0, 0, 20, 20]]), np.array([0.8]), np.array([1]))
-        >>> plot_f1_confidence(coco_evaluate([gt], [det]), os.path.join(tempfile.mkdtemp(), "f1.png")).name
-        'f1.png'
-    """
-    from pixelmind.viz.plots import plot_pr_curves as _plot
-
-    conf = np.linspace(0, 1, 101)
-    curves = {result.class_names.get(c, str(c)): curve.at(conf)[2] for c, curve in result.curves.items()}
-    mean = np.mean(list(curves.values()), 0) if curves else np.zeros_like(conf)
-    best = int(np.argmax(mean))
-    label = f"all classes: F1 {mean[best]:.2f} at {conf[best]:.2f}"
-    return _plot(conf, curves, path, mean=(label, mean), title="F1 against confidence (IoU 0.5)", xlabel="confidence",
-                 ylabel="F1", legend="upper right")  # fmt: skip
-
-
 def coco_json_to_arrays(
     gt: dict, results: list[dict] | None = None, iou_type: Literal["bbox", "segm"] = "bbox"
 ) -> tuple[list[CocoImage], list[CocoDetections], dict[int, str]]:
@@ -548,6 +472,8 @@ class CocoEvaluator:
     def plots(self, out_dir: Path) -> list[Path]:
         if self.result is None and self.compute() == {}:
             return []
+        from pixelmind.metrics.coco_plots import plot_f1_confidence, plot_pr_curves
+
         paths = [plot_pr_curves(self.result, None, Path(out_dir) / f"{self.prefix}pr_curves.png"),
                  plot_f1_confidence(self.result, Path(out_dir) / f"{self.prefix}f1_confidence.png")]  # fmt: skip
         if self.confusion is not None:
