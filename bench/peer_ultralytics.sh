@@ -12,5 +12,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # its import writes settings.json to ~/.config/Ultralytics unless told another folder
 export YOLO_CONFIG_DIR="$here/out/ultralytics_config" YOLO_OFFLINE=1
-"$venv/bin/pip" install --quiet torch==2.14.1 torchvision==0.29.1 ultralytics
+# onnx, onnxslim, onnxruntime: its ONNX export and predict (bench/detect_vs_yolo11n.py); the same onnx/ort as pixelmind
+"$venv/bin/pip" install --quiet torch==2.14.1 torchvision==0.29.1 ultralytics onnx==1.23.2 onnxslim onnxruntime==1.32.0
 "$venv/bin/python" -c "import torch, torchvision, ultralytics; print('peer venv:', ultralytics.__version__, 'torch', torch.__version__, 'torchvision', torchvision.__version__)"

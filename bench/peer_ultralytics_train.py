@@ -50,6 +50,19 @@ WORKAROUNDS = [
 ]
 
 
+def time_predict(model, files: list[Path], args) -> float:
+    """Seconds for ``model.predict`` on each file by path (conf 0.25), after ``args.warmup`` untimed calls."""
+    import torch
+
+    for f in files[: args.warmup]:
+        model.predict(str(f), imgsz=args.imgsz, conf=0.25, device="cpu", verbose=False)
+    torch.set_num_threads(args.threads)  # the predictor's select_device reset it, as in training
+    t = time.perf_counter()
+    for f in files:
+        model.predict(str(f), imgsz=args.imgsz, conf=0.25, device="cpu", verbose=False)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True, help="Ultralytics data.yaml (pixelmind convert --to yolo)")
@@ -61,6 +74,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=5, help="predict calls before timing")
+    ap.add_argument("--test", action="store_true",
+                    help="score best.pt on the data.yaml's test split (save_json) and time predict on its images, "
+                         "PyTorch and an ONNX export (bench/detect_vs_yolo11n.py)")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     if out.exists():
@@ -112,16 +128,20 @@ def main() -> None:
                    plots=False, project=str(out), name="val", exist_ok=True, verbose=False)  # fmt: skip
     preds_json = Path(val.save_dir) / "predictions.json"
 
-    # predict images/s at batch 1 on the val images, files decoded inside the timed loop
+    extra = {}
+    if args.test:  # the held-out split, scored once; its detections for re-scoring with pixelmind's evaluator
+        test = peer.val(data=args.data, split="test", imgsz=args.imgsz, batch=args.batch, device="cpu", conf=0.001,
+                        save_json=True, plots=False, project=str(out), name="test", exist_ok=True, verbose=False)  # fmt: skip
+        extra = {"test_own_map50": float(test.box.map50), "test_own_map": float(test.box.map),
+                 "test_predictions_json": str(Path(test.save_dir) / "predictions.json")}  # fmt: skip
+
+    # predict images/s at batch 1 on the val (or test) images, files decoded inside the timed loop
     data_root = Path(args.data).resolve().parent
-    files = sorted((data_root / "images" / "val").iterdir())
-    for f in files[: args.warmup]:
-        peer.predict(str(f), imgsz=args.imgsz, conf=0.25, device="cpu", verbose=False)
-    torch.set_num_threads(args.threads)  # the predictor's select_device reset it, as in training
-    t = time.perf_counter()
-    for f in files:
-        peer.predict(str(f), imgsz=args.imgsz, conf=0.25, device="cpu", verbose=False)
-    predict_s = time.perf_counter() - t
+    files = sorted((data_root / "images" / ("test" if args.test else "val")).iterdir())
+    predict_s = time_predict(peer, files, args)
+    if args.test:
+        onnx_path = peer.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
+        extra["predict_onnx_ips"] = len(files) / time_predict(YOLO(onnx_path, task="detect"), files, args)
 
     result = {
         "ultralytics": ultralytics.__version__, "torch": torch.__version__, "python": sys.version.split()[0],
@@ -135,7 +155,7 @@ def main() -> None:
         # on_fit_epoch_end fires after each epoch and once more after the final validation of best.pt
         "epoch_s": [round(b - a, 2) for a, b in zip([t0, *epoch_ends], epoch_ends)][: args.epochs],
         "final_val_s": round(epoch_ends[-1] - epoch_ends[args.epochs - 1], 2) if len(epoch_ends) > args.epochs else None,
-        "workarounds": WORKAROUNDS,
+        "workarounds": WORKAROUNDS, **extra,
     }  # fmt: skip
     (out / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result))
