@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ class Model:
         self.weights_path: Path | None = None
         self.run_dir: Path | None = None
         self.load_messages: list[str] = []
+        self._fast: tuple = (None, None)  # (self.net, the network predict runs for it)
 
     def __repr__(self) -> str:
         where = f", weights={str(self.weights_path)!r}" if self.weights_path else ""
@@ -71,8 +73,6 @@ class Model:
             net = Pt2Module(path)
             meta, config = net.meta, {}
         else:
-            import json
-
             from pixelmind.optimize.structure import build_network
 
             state, meta, raw = ckpt.load_weights(path)
@@ -118,8 +118,6 @@ class Model:
 
         resume_path = _resolve_resume(resume) if resume else None
         if resume_path is not None:
-            import json
-
             _, meta, raw = ckpt.load_weights(resume_path)
             base = json.loads(raw["config"])
             cfg = make_config(base, **{k: v for k, v in overrides.items() if k in ("epochs", "device", "workers")})
@@ -179,8 +177,7 @@ class Model:
         if split == "test" and not self.task.test_split:
             raise ConfigError(f"split: {meta.task} data has no test split layout yet; evaluate its val split")
         cfg = make_config(
-            {"task": meta.task, "data": data, "model": meta.model, "imgsz": meta.imgsz, "batch": batch, "workers": workers,
-             "split": split,
+            {"task": meta.task, "data": data, "model": meta.model, "imgsz": meta.imgsz, "batch": batch, "workers": workers, "split": split,
              "seed": meta.extra.get("seed", 0), "val_fraction": meta.extra.get("val_fraction", 0.2), "augment": "none"},
             **overrides,
         )  # fmt: skip
@@ -191,9 +188,7 @@ class Model:
         metrics = evaluator.compute()
         if not metrics:
             raise DataError(f"{data}: no readable {'test' if split == 'test' else 'validation'} images")
-        metrics["samples"] = float(len(bundle.val) - len(skipped))
-        if skipped:
-            metrics["skipped"] = float(len(skipped))
+        metrics.update(samples=float(len(bundle.val) - len(skipped)), **({"skipped": float(len(skipped))} if skipped else {}))
         if plots_dir:
             evaluator.plots(Path(plots_dir))
         return metrics
@@ -241,7 +236,7 @@ class Model:
 
     def _answer(self, items, batch, save_dir, videos, keep_result, keep_image, options) -> Iterator[dict[str, Any]]:
         """Batches of ``(name, image or error)`` through the task: one dict each, pictures or videos saved."""
-        net, meta, count = self.net, self.meta, 0
+        net, meta, count = self._inference_network(), self.meta, 0
         while chunk := list(itertools.islice(items, batch)):
             good = [(name, im) for name, im in chunk if not isinstance(im, Exception)]
             results = iter(self.task.predict(net, [im for _, im in good], meta, **options) if good else [])
@@ -270,6 +265,11 @@ class Model:
                 if keep_image:  # track draws its ids on the frame
                     out["_image"] = im
                 yield out
+
+    def _inference_network(self) -> torch.nn.Module:
+        if self._fast[0] is not self.net:  # made again when the model trains or loads other weights
+            self._fast = (self.net, self.task.inference_network(self.net, self.meta))
+        return self._fast[1]
 
     def _require_task(self, task: str, verb: str) -> None:
         self._require_net()

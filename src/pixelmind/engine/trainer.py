@@ -462,8 +462,11 @@ class Trainer:
 
     def _describe(self) -> str:
         n_params = sum(p.numel() for p in self.raw_model.parameters())
+        images, samples = self.bundle.summary.get("train_images"), len(self.bundle.train)
+        # tasks that draw random crops or augmented copies say how many images one epoch's samples come from
+        drawn = f" ({samples / images:.1f} passes over {images} train images)" if images and images != samples else ""
         line = (f"{self.task.name}: {self.meta.model} ({n_params / 1e6:.2f}M params) on {self.acc.device}"
-                f" x{self.acc.num_processes}, {len(self.bundle.train)} train / {len(self.bundle.val)} val samples,"
+                f" x{self.acc.num_processes}, {samples} train samples per epoch{drawn} / {len(self.bundle.val)} val samples,"
                 f" {self.cfg.epochs} epochs, batch {self.cfg.batch}, imgsz {self.cfg.imgsz}, {self.cfg.precision}")  # fmt: skip
         if self.teacher is not None:
             t_params = sum(p.numel() for p in self.teacher.parameters())

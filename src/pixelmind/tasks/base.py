@@ -236,6 +236,11 @@ class Task(ABC):
     @abstractmethod
     def predict(self, model: Any, images: Sequence[Any], meta: Meta, **options: Any) -> list[Result]: ...
 
+    def inference_network(self, model: Any, meta: Meta) -> Any:
+        """The network predict runs: ``model`` itself by default; a task may return a faster equivalent
+        (detect: BatchNorm folded into the convolutions, channels-last)."""
+        return model
+
     def setup_training(self, cfg: Any, meta: Meta) -> None:  # noqa: B027 - an optional hook
         """Called once before training (e.g. to build batch-level augmentation from ``cfg``)."""
 

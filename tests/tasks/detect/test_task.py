@@ -48,6 +48,22 @@ def test_predict_boxes_lie_in_the_original_image(trained, tmp_path):
     assert scores == sorted(scores, reverse=True)
 
 
+def test_predict_runs_the_cnn_with_batchnorm_folded_and_gives_the_same_detections(trained):
+    fast = trained._inference_network()
+    assert fast is trained._inference_network()  # made once
+    if trained.meta.model == "rtdetr":
+        assert fast is trained.net
+        return
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.net.modules())  # training weights untouched
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    (got,) = trained.task.predict(fast, [image], trained.meta, conf=0.05)
+    (want,) = trained.task.predict(trained.net, [image], trained.meta, conf=0.05)
+    assert got.labels == want.labels
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-2)
+
+
 def test_validation_targets_stay_in_original_pixels(tmp_path):
     root = save_shapes(tmp_path / "data", "train", count=4, size=48)
     save_shapes(tmp_path / "data", "val", count=2, size=48)
@@ -98,3 +114,15 @@ def test_predict_pads_to_the_batch_rectangle_not_a_square():
     assert tuple(_rect_batch([wide], meta).shape) == (1, 3, 256, 320)  # 320 x 240 padded to 256
     assert tuple(_rect_batch([tall], meta).shape) == (1, 3, 320, 96)
     assert tuple(_rect_batch([wide, tall], meta).shape) == (2, 3, 320, 320)
+
+
+def test_start_of_training_says_how_many_images_an_epoch_draws_and_how_long_it_will_take(tmp_path):
+    # 12 images, the small-set default of MIN_EPOCH_SAMPLES random samples per epoch: the log says both
+    from pixelmind.tasks.detect.data import MIN_EPOCH_SAMPLES
+
+    model = Model("pmdet_n", task="detect")
+    model.train(data="shapes", project=str(tmp_path), name="eta", model_kwargs=TINY["pmdet_n"], epochs=1, imgsz=32, batch=16,
+                limit=12, workers=0)  # fmt: skip
+    log = (model.run_dir / "train.log").read_text()
+    assert f"{MIN_EPOCH_SAMPLES} train samples per epoch ({MIN_EPOCH_SAMPLES / 12:.1f} passes over 12 train images)" in log
+    assert "expected: about" in log and "of training for 1 epochs of 25 steps" in log
