@@ -36,7 +36,8 @@ def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPS
                 example: torch.Tensor | list[torch.Tensor] | None = None) -> Path:  # fmt: skip
     """Write ``model`` as ONNX with a dynamic batch axis and ``meta`` in its metadata_props.
 
-    ``dynamic_hw`` also leaves height and width free (image-to-image models take any size).
+    ``dynamic_hw`` also leaves height and width free (image-to-image models take any size; a dense
+    detector's ``[B, rows, C + 4]`` output then has as many rows as the image has anchor points).
     """
     import onnx
 
@@ -44,11 +45,14 @@ def export_onnx(model: nn.Module, meta: Meta, path: str | Path, opset: int = OPS
     model = model.eval().cpu()
     dummy = _example(meta, example)
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
+    with torch.no_grad():
+        out = model(dummy)
+    out_axes = {0: "batch", 1: "rows"} if dynamic_hw and torch.is_tensor(out) and out.dim() == 3 else axes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter warns about its own deprecation
         torch.onnx.export(
             model, (dummy,), str(path), input_names=["images"], output_names=["output"],
-            dynamic_axes={"images": axes, "output": axes}, opset_version=opset, dynamo=False,
+            dynamic_axes={"images": axes, "output": out_axes}, opset_version=opset, dynamo=False,
         )  # fmt: skip
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()

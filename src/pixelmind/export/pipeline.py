@@ -35,7 +35,7 @@ def export_model(model: Any, format: str = "onnx", path: str | Path | None = Non
     for part, module, inputs in task.export_parts(net, parity_inputs(model, data, samples)):
         part_path = path.with_suffix(f".{part}{path.suffix}") if part else path
         if format == "onnx":
-            export_onnx(module, meta, part_path, dynamic_hw=task.dynamic_image_size, example=inputs)
+            export_onnx(module, meta, part_path, dynamic_hw=task.export_any_size(meta), example=inputs)
             exported: torch.nn.Module = OnnxModule(part_path)
         else:
             export_torchscript(module, meta, part_path, example=inputs)

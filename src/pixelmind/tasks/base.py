@@ -236,6 +236,10 @@ class Task(ABC):
     @abstractmethod
     def predict(self, model: Any, images: Sequence[Any], meta: Meta, **options: Any) -> list[Result]: ...
 
+    def export_any_size(self, meta: Meta) -> bool:
+        """Whether ONNX exports leave height and width free (default: the tasks that take any image size)."""
+        return self.dynamic_image_size
+
     def inference_network(self, model: Any, meta: Meta) -> Any:
         """The network predict runs: ``model`` itself by default; a task may return a faster equivalent
         (detect: BatchNorm folded into the convolutions, channels-last)."""

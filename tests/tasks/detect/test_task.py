@@ -83,10 +83,23 @@ def test_onnx_predictions_match_pytorch(trained, tmp_path):
     assert diff < 1e-3
     onnx = Model.load(path)
     images = [Image.fromarray(shapes_sample(i).image) for i in shapes_indices("val")[:8]]
+    images[1:3] = [images[1].resize((64, 40)), images[2].resize((30, 64))]  # photos are rarely square: any H, W
+    dims = onnx.net.session.get_inputs()[0].shape[2:]
+    assert all(isinstance(d, str) for d in dims) == (trained.meta.model != "rtdetr")  # CNNs: free H, W (a 64 x 32 batch)
     for a, b in zip(trained.predict(images, conf=0.05), onnx.predict(images, conf=0.05)):
         assert [d["label"] for d in a["detections"]] == [d["label"] for d in b["detections"]]
         for da, db in zip(a["detections"], b["detections"]):
             assert np.allclose(da["bbox"], db["bbox"], atol=0.05) and abs(da["score"] - db["score"]) < 1e-3
+
+
+def test_an_onnx_file_with_a_fixed_input_size_predicts_on_its_square(trained, tmp_path):
+    from pixelmind.export.onnx import export_onnx
+    from pixelmind.tasks.detect.task import PackedOutputs
+
+    path = export_onnx(PackedOutputs(trained.net).eval(), trained.meta, tmp_path / "fixed.onnx", dynamic_hw=False)
+    photo = Image.fromarray(shapes_sample(3).image).resize((30, 64))
+    (a,), (b,) = trained.predict(photo, conf=0.05), Model.load(path).predict(photo, conf=0.05)
+    assert [d["label"] for d in a["detections"]] == [d["label"] for d in b["detections"]]
 
 
 def test_cli_predict_writes_coco_json_yolo_txt_and_pictures(trained, tmp_path):

@@ -217,6 +217,10 @@ class DetectTask(Task):
         normalize = v2.Normalize(meta.mean, meta.std)
         return lambda image: normalize(letterbox(uint8_tensor(image), meta.imgsz)[0].float() / 255)
 
+    def export_any_size(self, meta: Meta) -> bool:
+        """CNN detectors export with free H and W: predict pads a photo only to a stride-32 rectangle."""
+        return model_info(meta.model).kind == "cnn"
+
     def inference_network(self, model, meta: Meta):
         """A CNN detector with BatchNorm folded into its convolutions, channels-last: 1.3-1.5x faster predict at
         416 px, batch 1 (bench/RESULTS.md section 29); exports and DETRs as they are."""
@@ -233,9 +237,9 @@ class DetectTask(Task):
                 max_det: int = 100, **_: Any) -> list[DetectResult]:  # fmt: skip
         """Detections for PIL images, boxes in each image's own pixels."""
         t0 = time.perf_counter()
-        if model_info(meta.model).kind == "cnn":
+        if model_info(meta.model).kind == "cnn" and not _fixed_input_size(model):
             x = _rect_batch(images, meta).to(model_device(model))
-        else:  # a DETR export keeps the query count of its export size: the square canvas it was exported at
+        else:  # a DETR export keeps the query count of its export size (and older CNN exports their H, W): the square
             x = torch.stack([self.preprocess(meta)(im) for im in images]).to(model_device(model))
         dets = postprocess(raw_outputs(model, x, meta.num_classes), score_thresh=conf, iou_thresh=iou, max_det=max_det,
                            image_size=tuple(x.shape[-2:]))  # fmt: skip
@@ -288,6 +292,15 @@ class DetectTask(Task):
         if isinstance(model, Detector):
             return [head.cls[0] for head in model.heads], None
         return cam_layers(network, x, within=model.encoder)
+
+
+def _fixed_input_size(model) -> bool:
+    """An export that takes only its export size: an INT8 ``.pt2`` program (captured with a fixed H and W),
+    an ONNX file with a fixed input (exported before CNN detectors left H and W free)."""
+    from pixelmind.optimize.pt2e import Pt2Module
+
+    session = getattr(model, "session", None)
+    return isinstance(model, Pt2Module) or (session is not None and all(isinstance(d, int) for d in session.get_inputs()[0].shape[2:]))
 
 
 def _rect_batch(images: Sequence[Any], meta: Meta, stride: int = 32) -> torch.Tensor:
