@@ -139,3 +139,15 @@ def test_start_of_training_says_how_many_images_an_epoch_draws_and_how_long_it_w
     log = (model.run_dir / "train.log").read_text()
     assert f"{MIN_EPOCH_SAMPLES} train samples per epoch ({MIN_EPOCH_SAMPLES / 12:.1f} passes over 12 train images)" in log
     assert "expected: about" in log and "of training for 1 epochs of 25 steps" in log
+
+
+def test_the_recipe_trains_photos_with_pmdet_n_and_ema_and_keeps_pmdet_s_for_shapes(tmp_path):
+    from pixelmind.tasks import get_task
+
+    task = get_task("detect")
+    photos = TrainConfig(task="detect", data=str(tmp_path))
+    assert photos.filled(task.recipe(photos)).model_dump(include={"model", "ema", "imgsz"}) == {"model": "pmdet_n", "ema": True, "imgsz": 320}
+    shapes = TrainConfig(task="detect", data="shapes")
+    assert shapes.filled(task.recipe(shapes)).model_dump(include={"model", "ema", "imgsz"}) == {"model": "pmdet_s", "ema": False, "imgsz": 64}
+    chosen = TrainConfig(task="detect", data=str(tmp_path), model="pmdet_m", ema=False)  # the user's word wins
+    assert chosen.filled(task.recipe(chosen)).model_dump(include={"model", "ema"}) == {"model": "pmdet_m", "ema": False}
