@@ -1,4 +1,5 @@
-"""Detection predict throughput (images/s) on the CPU: PyTorch eager vs onnxruntime, batch 1 and 16.
+"""Detection predict throughput (images/s) on the CPU: PyTorch eager (as trained, and as predict runs it:
+BatchNorm folded, channels-last) vs onnxruntime, batch 1 and 16.
 
 The whole predict path of the task, as ``pixelmind predict`` runs it on decoded images: letterbox +
 normalise, the network, score threshold 0.25 + class-aware NMS, boxes mapped back to the image.
@@ -74,11 +75,14 @@ def main() -> None:
     ort = OnnxModule(path, threads=torch.get_num_threads())
     print(f"machine: {machine()}")
     print(f"model {meta.model} ({'trained: ' + args.weights if args.weights else 'random weights'}), {meta.imgsz} px letterbox, {what}")
+    fused = task.inference_network(net, meta)  # what Model.predict and serve run
     for batch in (1, 16):
         with torch.inference_mode():
             pt = throughput(task, net, pics, meta, batch, args.rounds)
+            pt_fused = throughput(task, fused, pics, meta, batch, args.rounds)
         ox = throughput(task, ort, pics, meta, batch, args.rounds)
-        print(f"batch {batch:2d}: PyTorch {pt:6.1f} images/s   onnxruntime {ox:6.1f} images/s   ratio onnxruntime/PyTorch {ox / pt:.2f}")
+        print(f"batch {batch:2d}: PyTorch {pt:6.1f} images/s   folded BN + channels-last {pt_fused:6.1f} ({pt_fused / pt:.2f}x)   "
+              f"onnxruntime {ox:6.1f} images/s   ratio onnxruntime/PyTorch {ox / pt:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

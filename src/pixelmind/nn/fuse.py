@@ -2,8 +2,8 @@
 
 An eval-mode BatchNorm is an affine map per channel, so ``bn(conv(x))`` equals one convolution with
 scaled weights and a shifted bias: one layer instead of two, and one pass over the feature map less.
-With channels-last this made a 416-px ``pmdet_s`` predict 1.48x faster at batch 1 on one CPU thread
-(bench/RESULTS.md section 29). Ultralytics fuses the same way before predicting.
+With channels-last this made the task's whole predict path on 416-px photos 1.1x (``pmdet_n``) and 1.4x
+(``pmdet_s``) faster at batch 1 and 1.6x at batch 16 on one CPU thread (bench/RESULTS.md section 29). Ultralytics fuses the same way before predicting.
 
 Which BatchNorm follows which convolution is read from the module tree, not traced: a BatchNorm2d
 registered right after a Conv2d (or after an ``nn.Sequential`` that ends in one, as timm's deep ResNet

@@ -226,8 +226,8 @@ class DetectTask(Task):
         return model_info(meta.model).kind == "cnn"
 
     def inference_network(self, model, meta: Meta):
-        """A CNN detector with BatchNorm folded into its convolutions, channels-last: 1.3-1.5x faster predict at
-        416 px, batch 1 (bench/RESULTS.md section 29); exports and DETRs as they are."""
+        """A CNN detector with BatchNorm folded into its convolutions, channels-last: predict 1.1-1.4x faster at
+        416 px, batch 1, 1.6x at batch 16 (bench/RESULTS.md section 29); exports and DETRs as they are."""
         from pixelmind.nn.fuse import fused_copy
         from pixelmind.tasks.detect.models import Detector
 
