@@ -147,6 +147,14 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def print_rows(rows: list[tuple]) -> None:
+    """Markdown rows ``(label, pixelmind, peer, format)`` with their ratio (none for ``"{}"``: epoch numbers)."""
+    for label, a, b, fmt in rows:
+        cells = [fmt.format(v) if v is not None else "-" for v in (a, b)]
+        comparable = a is not None and b is not None and fmt != "{}"
+        print(f"| {label} | {cells[0]} | {cells[1]} | {ratio(a, b) if comparable else '-'} |")
+
+
 def print_table(summary: dict) -> None:
     """The side-by-side markdown table of a ``summary.json`` (one side may be missing)."""
     args, pm, peer = summary["args"], summary.get("pixelmind"), summary.get("peer")
@@ -166,10 +174,7 @@ def print_table(summary: dict) -> None:
     peer_name = f"Ultralytics {peer['ultralytics']} YOLO11n" if peer else "Ultralytics YOLO11n"
     print(f"\n| {args['epochs']} epochs, imgsz {args['imgsz']}, batch {args['batch']} | pixelmind {args['model']} | {peer_name} | pixelmind / peer |")  # fmt: skip
     print("|---|---|---|---|")
-    for label, a, b, fmt in rows:
-        cells = [fmt.format(v) if v is not None else "-" for v in (a, b)]
-        comparable = a is not None and b is not None and fmt != "{}"  # no ratio of epoch numbers
-        print(f"| {label} | {cells[0]} | {cells[1]} | {ratio(a, b) if comparable else '-'} |")
+    print_rows(rows)
     threads = [pm and pm["threads"], peer and peer["threads"]]
     print(f"| torch threads (checked) | {threads[0] or '-'} | {threads[1] or '-'} | |")
     if pm:

@@ -38,7 +38,15 @@ import sys
 import time
 from pathlib import Path
 
-from detect_raccoon import DATA, PEER_PYTHON, PEER_SCRIPT, peer_history, predict_speed, ratio, rescore_peer
+from detect_raccoon import (
+    DATA,
+    PEER_PYTHON,
+    PEER_SCRIPT,
+    peer_history,
+    predict_speed,
+    print_rows,
+    rescore_peer,
+)
 
 from pixelmind.data.boxes import find_detection_data
 
@@ -127,7 +135,7 @@ def print_table(summary: dict) -> None:
         ("training wall time (s)", pm and pm["train_s"], peer and peer["train_s"], "{:.0f}"),
         ("training images/s (incl. val every epoch)", pm and a["epochs"] * SPLIT["train"] / pm["train_s"],
          peer and a["epochs"] * SPLIT["train"] / peer["train_s"], "{:.2f}"),
-        ("peak RSS of the process (MiB)", pm and pm["peak_rss_mib"], peer and peer["peak_rss_mib"], "{}"),
+        ("peak RSS of the process (MiB)", pm and pm["peak_rss_mib"], peer and peer["peak_rss_mib"], "{:.0f}"),
         ("predict images/s, batch 1, PyTorch", pm and pm["predict_ips"], peer and peer["predict_ips"], "{:.1f}"),
         ("predict images/s, batch 1, ONNX (onnxruntime)", pm and pm["predict_onnx_ips"], peer and peer.get("predict_onnx_ips"), "{:.1f}"),
         ("parameters (M)", pm and pm["params"] / 1e6, peer and peer["params"] / 1e6, "{:.2f}"),
@@ -135,10 +143,7 @@ def print_table(summary: dict) -> None:
     name = pm["model"] if pm else a["model"]
     print(f"\n| {a['epochs']} epochs, imgsz {a['imgsz']}, batch {a['batch']}, {a['threads']} thread(s) | pixelmind {name} "
           f"| Ultralytics {peer['ultralytics'] if peer else ''} YOLO11n | pixelmind / peer |\n|---|---|---|---|")  # fmt: skip
-    for label, x, y, fmt in rows:
-        cells = [fmt.format(v) if v is not None else "-" for v in (x, y)]
-        both = x is not None and y is not None and fmt != "{}" or "RSS" in label and x and y
-        print(f"| {label} | {cells[0]} | {cells[1]} | {ratio(x, y) if both else '-'} |")
+    print_rows(rows)
     if pm:
         print(f"pixelmind: run {pm['run_dir']}")
     if peer:
