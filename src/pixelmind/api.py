@@ -267,6 +267,7 @@ class Model:
                 yield out
 
     def _inference_network(self) -> torch.nn.Module:
+        self._require_net()
         if self._fast[0] is not self.net:  # made again when the model trains or loads other weights
             self._fast = (self.net, self.task.inference_network(self.net, self.meta))
         return self._fast[1]

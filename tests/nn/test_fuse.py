@@ -33,6 +33,7 @@ def test_every_batchnorm_of_the_detectors_folds_and_the_outputs_stay(name):
         (la, ba), (lb, bb) = net(x), fast(x)
     assert torch.allclose(la, lb, atol=1e-4) and torch.allclose(ba, bb, rtol=1e-4, atol=1e-3)
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the original is left alone
+    assert fused_copy(net.train(), x).training is False and net.training  # and keeps its mode
 
 
 class NormBeforeConv(nn.Module):

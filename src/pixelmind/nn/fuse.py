@@ -3,7 +3,8 @@
 An eval-mode BatchNorm is an affine map per channel, so ``bn(conv(x))`` equals one convolution with
 scaled weights and a shifted bias: one layer instead of two, and one pass over the feature map less.
 With channels-last this made the task's whole predict path on 416-px photos 1.1x (``pmdet_n``) and 1.4x
-(``pmdet_s``) faster at batch 1 and 1.6x at batch 16 on one CPU thread (bench/RESULTS.md section 29). Ultralytics fuses the same way before predicting.
+(``pmdet_s``) faster at batch 1 and 1.6x at batch 16 on one CPU thread (bench/RESULTS.md section 29).
+Ultralytics fuses the same way before predicting.
 
 Which BatchNorm follows which convolution is read from the module tree, not traced: a BatchNorm2d
 registered right after a Conv2d (or after an ``nn.Sequential`` that ends in one, as timm's deep ResNet
@@ -72,10 +73,11 @@ def fused_copy(model: nn.Module, example: torch.Tensor, rtol: float = 1e-3, atol
     The check runs both on ``example``; outputs must agree within ``rtol`` / ``atol`` (float32 rounding
     of the folded weights moves them by about 1e-5 relative).
     """
-    fast = copy.deepcopy(model).eval()
+    reference = copy.deepcopy(model).eval()  # the caller's model keeps its mode
+    fast = copy.deepcopy(reference)
     if not fuse_conv_bn(fast):
         return model
-    before, after = _flat(model.eval()(example)), _flat(fast(example))
+    before, after = _flat(reference(example)), _flat(fast(example))
     same = len(before) == len(after) and all(
         a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=rtol, atol=atol) for a, b in zip(before, after)
     )

@@ -113,7 +113,6 @@ def _load_models(weights: list[Path | str] | dict[str, Model], device: str) -> d
 def _served(name: str, model: Model, settings: ServeSettings) -> ServedModel:
     from pixelmind.engine.checkpoint import sha256_file
 
-    model._require_net()
     net, meta, task = model._inference_network(), model.meta, model.task  # detect: BatchNorm folded
     batcher = DynamicBatcher(
         lambda images, **options: task.predict(net, images, meta, **options),
