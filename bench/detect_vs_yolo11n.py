@@ -21,6 +21,10 @@ task's default recipe for photos (``--model`` picks another network). For a fair
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/detect_vs_yolo11n.py --epochs 30 --imgsz 416
 
+``--defaults`` instead gives each side its own default schedule at the same image size and batch:
+pixelmind's 30 epochs of >= 400 drawn samples, Ultralytics' 100 passes over the 120 images (the same
+12,000 training samples). Images/s divide each side's own sample count by its wall time.
+
 Needs the peer's venv (``bash bench/peer_ultralytics.sh``); skips with a reason without it or the data.
 Goal of the issue: a higher test mAP50-95 in <= 0.8x the peer's training wall time. ``--table
 <out>/summary.json`` prints a finished run's table again.
@@ -97,18 +101,20 @@ def pixelmind_side(args, data: Path, out: Path) -> None:
     voc = data / "voc"
     model = Model(None if args.model == "default" else args.model, task="detect")
     t = time.perf_counter()
-    model.train(data=str(voc), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, seed=SEED,
-                epoch_samples=SPLIT["train"], project=str(out), name="pixelmind", exist_ok=True,
-                **dict(kv.split("=", 1) for kv in args.set))  # fmt: skip
+    schedule = {} if args.defaults else {"epochs": args.epochs, "epoch_samples": SPLIT["train"]}
+    model.train(data=str(voc), **schedule, imgsz=args.imgsz, batch=args.batch, workers=args.workers, seed=SEED,
+                project=str(out), name="pixelmind", exist_ok=True, **dict(kv.split("=", 1) for kv in args.set))  # fmt: skip
     train_s = time.perf_counter() - t
     run = model.run_dir
+    history = json.loads((run / "metrics.json").read_text())
     best = Model.load(run / "weights" / "best.safetensors")
     test = best.val(data=str(voc), split="test", batch=args.batch)
     files = [it.image for it in find_detection_data(voc, split="test").val]
     onnx_path, _ = best.export("onnx", run / "weights" / "best.onnx", data=str(voc))
     result = {"model": best.meta.model, "threads": torch.get_num_threads(), "train_s": train_s,
               "test_map50": test["map50"], "test_map": test["map"],
-              "best_epoch": json.loads((run / "metrics.json").read_text()).get("best_epoch"),
+              "best_epoch": history["best_epoch"], "epochs": history["epochs_run"],
+              "train_samples": history["epochs_run"] * history["train_samples_per_epoch"],
               "params": sum(p.numel() for p in best.net.parameters()),
               "predict_ips": predict_speed(best, files), "predict_onnx_ips": predict_speed(Model.load(onnx_path), files),
               "run_dir": str(run)}  # fmt: skip
@@ -133,15 +139,18 @@ def print_table(summary: dict) -> None:
         ("test mAP50-95 (pixelmind's COCO evaluator, both)", pm and pm["test_map"], peer and peer["test_rescored"]["map"], "{:.4f}"),
         ("epoch kept (best val mAP50-95)", pm and pm["best_epoch"], peer and peer["best_epoch"], "{}"),
         ("training wall time (s)", pm and pm["train_s"], peer and peer["train_s"], "{:.0f}"),
-        ("training images/s (incl. val every epoch)", pm and a["epochs"] * SPLIT["train"] / pm["train_s"],
-         peer and a["epochs"] * SPLIT["train"] / peer["train_s"], "{:.2f}"),
+        ("epochs x samples per epoch", pm and f"{pm['epochs']} x {pm['train_samples'] // pm['epochs']}",
+         peer and f"{peer['epochs']} x {SPLIT['train']}", "{}"),
+        ("training images/s (incl. val every epoch)", pm and pm["train_samples"] / pm["train_s"],
+         peer and peer["epochs"] * SPLIT["train"] / peer["train_s"], "{:.2f}"),
         ("peak RSS of the process (MiB)", pm and pm["peak_rss_mib"], peer and peer["peak_rss_mib"], "{:.0f}"),
         ("predict images/s, batch 1, PyTorch", pm and pm["predict_ips"], peer and peer["predict_ips"], "{:.1f}"),
         ("predict images/s, batch 1, ONNX (onnxruntime)", pm and pm["predict_onnx_ips"], peer and peer.get("predict_onnx_ips"), "{:.1f}"),
         ("parameters (M)", pm and pm["params"] / 1e6, peer and peer["params"] / 1e6, "{:.2f}"),
     ]  # fmt: skip
     name = pm["model"] if pm else a["model"]
-    print(f"\n| {a['epochs']} epochs, imgsz {a['imgsz']}, batch {a['batch']}, {a['threads']} thread(s) | pixelmind {name} "
+    schedule = "each side's default schedule" if a.get("defaults") else f"{a['epochs']} epochs"
+    print(f"\n| {schedule}, imgsz {a['imgsz']}, batch {a['batch']}, {a['threads']} thread(s) | pixelmind {name} "
           f"| Ultralytics {peer['ultralytics'] if peer else ''} YOLO11n | pixelmind / peer |\n|---|---|---|---|")  # fmt: skip
     print_rows(rows)
     if pm:
@@ -153,6 +162,7 @@ def print_table(summary: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int)
+    ap.add_argument("--defaults", action="store_true", help="each side's own default epochs and samples per epoch")
     ap.add_argument("--imgsz", type=int, default=416)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--model", default="default", help="pixelmind's network ('default': the detect task's own)")
@@ -166,8 +176,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.table:
         return print_table(json.loads(Path(args.table).read_text()))
-    if args.epochs is None:
-        ap.error("--epochs is required (or --table SUMMARY_JSON)")
+    if (args.epochs is None) == (not args.defaults):
+        ap.error("give --epochs N or --defaults (or --table SUMMARY_JSON)")
     if not DATA.is_dir():
         sys.exit(f"skipped: {DATA} is absent (the shared data sets are not on this machine)")
     sides = args.sides.split(",")
@@ -180,20 +190,22 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, affinity {sorted(os.sched_getaffinity(0))}; "
           f"split {SPLIT}; {vars(args)}", flush=True)  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    summary["args"] = vars(args)
+    results = {"args": vars(args)}
     if "pixelmind" in sides:
         rss = run_child([sys.executable, __file__, "--side", "pixelmind", *sys.argv[1:]], env)
-        summary["pixelmind"] = {**json.loads((out / "pixelmind.json").read_text()), "peak_rss_mib": rss}
+        results["pixelmind"] = {**json.loads((out / "pixelmind.json").read_text()), "peak_rss_mib": rss}
     if "peer" in sides:
+        epochs = [] if args.defaults else ["--epochs", str(args.epochs)]
         rss = run_child([str(PEER_PYTHON), str(PEER_SCRIPT), "--data", str(data / "yolo" / "data.yaml"), "--out",
-                         str(out / "ultralytics"), "--epochs", str(args.epochs), "--imgsz", str(args.imgsz), "--batch",
-                         str(args.batch), "--workers", str(args.workers), "--threads", str(args.threads), "--seed",
-                         str(SEED), "--test"], env)  # fmt: skip
+                         str(out / "ultralytics"), *epochs, "--imgsz", str(args.imgsz), "--batch", str(args.batch),
+                         "--workers", str(args.workers), "--threads", str(args.threads), "--seed", str(SEED), "--test"],
+                        env)  # fmt: skip
         peer = json.loads((out / "ultralytics" / "result.json").read_text())
         peer["test_rescored"] = rescore_peer(Path(peer["test_predictions_json"]), find_detection_data(data / "voc", split="test").val)
-        summary["peer"] = {**peer, **peer_history(Path(peer["run_dir"])), "peak_rss_mib": rss}
+        results["peer"] = {**peer, **peer_history(Path(peer["run_dir"])), "peak_rss_mib": rss}
+    # read at the end, not the start: the two sides may run as two processes (--sides) into one folder
+    summary_path = out / "summary.json"
+    summary = {**(json.loads(summary_path.read_text()) if summary_path.is_file() else {}), **results}
     summary_path.write_text(json.dumps(summary, indent=1))
     print_table(summary)
 

@@ -67,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True, help="Ultralytics data.yaml (pixelmind convert --to yolo)")
     ap.add_argument("--out", required=True, help="folder for the run, config and result.json")
-    ap.add_argument("--epochs", type=int, required=True)
+    ap.add_argument("--epochs", type=int, help="default: Ultralytics' own (100 in 8.x)")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workers", type=int, default=0)
@@ -110,10 +110,12 @@ def main() -> None:
     model.add_callback("on_train_epoch_start", pin_threads)
     model.add_callback("on_fit_epoch_end", lambda trainer: epoch_ends.append(time.perf_counter()))
     t0 = t = time.perf_counter()
-    results = model.train(data=args.data, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device="cpu",
+    schedule = {} if args.epochs is None else {"epochs": args.epochs}
+    results = model.train(data=args.data, imgsz=args.imgsz, **schedule, batch=args.batch, device="cpu",
                           workers=args.workers, pretrained=False, amp=False, plots=False, val=True, seed=args.seed,
                           deterministic=True, project=str(out), name="train", exist_ok=True, verbose=False)  # fmt: skip
     train_s = time.perf_counter() - t
+    epochs = model.trainer.epochs
     threads_in_training = sorted(seen_threads)
     save_dir = Path(model.trainer.save_dir)
     best = save_dir / "weights" / "best.pt"
@@ -145,7 +147,7 @@ def main() -> None:
 
     result = {
         "ultralytics": ultralytics.__version__, "torch": torch.__version__, "python": sys.version.split()[0],
-        "threads": threads_in_training, "params": params, "epochs": args.epochs, "imgsz": args.imgsz,
+        "threads": threads_in_training, "params": params, "epochs": epochs, "imgsz": args.imgsz,
         "batch": args.batch, "train_s": train_s, "own_map50": own["map50"], "own_map": own["map"],
         "own_val_map50": float(val.box.map50), "own_val_map": float(val.box.map),
         "predictions_json": str(preds_json), "class_names": [peer.names[i] for i in sorted(peer.names)],
@@ -153,8 +155,8 @@ def main() -> None:
         "predict_threads": torch.get_num_threads(),
         "run_dir": str(save_dir),
         # on_fit_epoch_end fires after each epoch and once more after the final validation of best.pt
-        "epoch_s": [round(b - a, 2) for a, b in zip([t0, *epoch_ends], epoch_ends)][: args.epochs],
-        "final_val_s": round(epoch_ends[-1] - epoch_ends[args.epochs - 1], 2) if len(epoch_ends) > args.epochs else None,
+        "epoch_s": [round(b - a, 2) for a, b in zip([t0, *epoch_ends], epoch_ends)][:epochs],
+        "final_val_s": round(epoch_ends[-1] - epoch_ends[epochs - 1], 2) if len(epoch_ends) > epochs else None,
         "workarounds": WORKAROUNDS, **extra,
     }  # fmt: skip
     (out / "result.json").write_text(json.dumps(result, indent=1))

@@ -441,7 +441,8 @@ class Trainer:
             plots.append(plot_curves(self.rows, self.run_dir / "plots" / "curves.png"))
         plots += evaluator.plots(self.run_dir / "plots")
         payload = {"metrics": metrics, "best_epoch": self._best_epoch(), "epochs_run": len(self.rows),
-                   "skipped_files": len(self.skipped), "weights": str(best_path), **details}  # fmt: skip
+                   "train_samples_per_epoch": len(self.bundle.train), "skipped_files": len(self.skipped),
+                   "weights": str(best_path), **details}  # fmt: skip
         (self.run_dir / "metrics.json").write_text(json.dumps(payload, indent=2))
         from pixelmind.engine.report import write_report
 

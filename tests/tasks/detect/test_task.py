@@ -139,6 +139,7 @@ def test_start_of_training_says_how_many_images_an_epoch_draws_and_how_long_it_w
     log = (model.run_dir / "train.log").read_text()
     assert f"{MIN_EPOCH_SAMPLES} train samples per epoch ({MIN_EPOCH_SAMPLES / 12:.1f} passes over 12 train images)" in log
     assert "expected: about" in log and "of training for 1 epochs of 25 steps" in log
+    assert json.loads((model.run_dir / "metrics.json").read_text())["train_samples_per_epoch"] == MIN_EPOCH_SAMPLES
 
 
 def test_the_recipe_trains_photos_with_pmdet_n_and_ema_and_keeps_pmdet_s_for_shapes(tmp_path):
