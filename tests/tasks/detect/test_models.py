@@ -234,3 +234,31 @@ def test_detect_recipe_trains_channels_last_in_native_bf16_and_rtdetr_stays_fp32
     detr = TrainConfig(data="d", model="rtdetr").filled(task.recipe(TrainConfig(data="d", model="rtdetr")))
     assert (detr.channels_last, resolve_precision(detr)) == (False, "fp32")
     assert resolve_precision(TrainConfig(data="d", precision="fp32")) == "fp32"  # asked for: kept
+
+
+def test_auto_precision_on_cuda_is_bf16_where_the_gpu_has_it_else_fp16(monkeypatch):
+    # no GPU here: the two answers torch would give on one are set, the choice itself is pixelmind's
+    from pixelmind.config import TrainConfig
+    from pixelmind.engine.trainer import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for bf16, want in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        assert resolve_precision(TrainConfig(data="d", task="detect", precision="auto")) == want
+    assert resolve_precision(TrainConfig(data="d", task="detect", precision="auto", device="cpu")) in ("bf16", "fp32")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_detector_trains_in_mixed_precision_on_cuda_and_predicts(tmp_path):
+    from pixelmind.api import Model
+    from pixelmind.tasks.detect.models import TINY
+
+    model = Model("pmdet_n", task="detect")
+    model.train(data="shapes", project=str(tmp_path), name="gpu", model_kwargs=TINY["pmdet_n"], epochs=1, imgsz=64,
+                batch=64, limit=64, epoch_samples=256, workers=2, device="cuda")  # fmt: skip
+    log = (model.run_dir / "train.log").read_text()
+    assert " on cuda" in log and ("bf16" in log or "fp16" in log)
+    best = Model.load(model.run_dir / "weights" / "best.safetensors", device="cuda")
+    (row,) = best.predict(np.zeros((64, 64, 3), np.uint8), conf=0.0, max_det=5)
+    assert 0 < len(row["detections"]) <= 5
