@@ -42,6 +42,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from detect_raccoon import (
     DATA,
     PEER_PYTHON,
@@ -101,9 +102,10 @@ def pixelmind_side(args, data: Path, out: Path) -> None:
     voc = data / "voc"
     model = Model(None if args.model == "default" else args.model, task="detect")
     t = time.perf_counter()
+    sets = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}  # as the CLI's --set reads them
     schedule = {} if args.defaults else {"epochs": args.epochs, "epoch_samples": SPLIT["train"]}
     model.train(data=str(voc), **schedule, imgsz=args.imgsz, batch=args.batch, workers=args.workers, seed=SEED,
-                project=str(out), name="pixelmind", exist_ok=True, **dict(kv.split("=", 1) for kv in args.set))  # fmt: skip
+                project=str(out), name="pixelmind", exist_ok=True, **sets)  # fmt: skip
     train_s = time.perf_counter() - t
     run = model.run_dir
     history = json.loads((run / "metrics.json").read_text())
