@@ -1,9 +1,9 @@
-"""Box-aware training augmentation: flips/transposes and the mosaic keep every box on its object."""
+"""Box-aware training augmentation: flips/transposes, the zoom and the mosaic keep every box on its object."""
 
 import torch
 
 from pixelmind.config import TrainConfig
-from pixelmind.tasks.detect.data import flip_square, load_detect_data, mosaic
+from pixelmind.tasks.detect.data import DetectionDataset, flip_square, letterbox, load_detect_data, mosaic
 
 
 def white_square_image(size: int = 40, box=(5, 10, 30, 18)):
@@ -58,3 +58,30 @@ def test_dataset_with_mosaic_on_shapes():
     torch.manual_seed(0)
     plain_counts = [len(plain.train[i][1]["boxes"]) for i in range(8)]
     assert sum(counts) > sum(plain_counts)  # four images' objects (minus those cut off) per sample
+
+
+def test_letterbox_crops_a_zoomed_in_image_at_negative_offsets():
+    img, _ = white_square_image(40, (0, 0, 40, 40))  # all white
+    canvas, f = letterbox(img, 64, 2.0, (-16, -24))  # 128 x 128 resized, its rows 16.. and columns 24.. shown
+    assert f == 3.2 and bool((canvas > 150).all())
+    canvas, _ = letterbox(img, 64, 0.5, (40, 50))  # 32 x 32 placed at (40, 50): what passes the edge is cut
+    assert int((canvas[0] > 150).sum()) == 24 * 14
+
+
+def test_zoomed_in_training_samples_keep_boxes_on_their_objects_and_drop_cut_ones():
+    img, box = white_square_image(40, (4, 4, 12, 12))  # one object near the top-left corner
+    two = torch.cat([box, torch.tensor([[24.0, 20, 36, 36]])])
+    read = lambda i: (img2.permute(1, 2, 0).numpy(), two.numpy(), [0, 1], [False, False])  # noqa: E731
+    img2 = img.clone()
+    img2[:, 20:36, 24:36] = 255
+    ds = DetectionDataset(1, read, 64, (0.0,) * 3, (1.0,) * 3, train=True, scale=(1.5, 1.5), colour=False)
+    kinds = set()
+    for seed in range(30):
+        torch.manual_seed(seed)
+        image, target = ds[0]
+        canvas = (image * 255).round().to(torch.uint8)
+        boxes = target["boxes"]
+        assert boxes.shape[0] == len(target["labels"]) and bool((boxes >= 0).all() and (boxes <= 64).all())
+        assert min(covered_by_white(canvas, boxes), default=1.0) > 0.9
+        kinds.add(len(boxes))
+    assert kinds >= {1, 2}  # crops that cut an object off (dropped) and crops that keep both

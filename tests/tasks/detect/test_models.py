@@ -221,6 +221,19 @@ def test_a_channels_last_detector_is_fed_channels_last_and_computes_the_same():
         torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
 
 
+def test_boxes_stay_float32_under_bf16_autocast():
+    """bf16 would round a decoded coordinate above 256 px to 2-px steps: the box output and decoding run in float32."""
+    net = tiny("pmdet_n").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, boxes = net(x)
+    assert logits.dtype == torch.bfloat16 and boxes.dtype == torch.float32
+    with torch.no_grad():
+        _, full = net(x)
+    assert not torch.equal(boxes, full)  # the features before the box output did run in bf16
+    torch.testing.assert_close(boxes, full, atol=2.0, rtol=0.05)
+
+
 def test_detect_recipe_trains_channels_last_in_native_bf16_and_rtdetr_stays_fp32():
     from pixelmind.config import TrainConfig
     from pixelmind.engine.trainer import resolve_precision

@@ -38,25 +38,37 @@ from pixelmind.tasks.segment.data import uint8_tensor
 SHAPES = "shapes"
 #: training images per epoch when a data set has fewer
 MIN_EPOCH_SAMPLES = 400
+#: a box cut by the canvas edge (a zoomed-in image or a mosaic) is kept while it has this much of its area left
+KEEP_AREA = 0.2
+#: range of the random letterbox scale of photos in training (above 1: zoomed in, cropped)
+PHOTO_SCALE = (0.5, 1.0)
 
 
 def letterbox(image: torch.Tensor, size: int, scale: float = 1.0, offset: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, float]:
     """Resize a uint8 ``[3, H, W]`` image so its long side is ``size * scale`` and paste it on a ``size`` square.
 
-    Returns the canvas and the factor applied to the image (box coordinates multiply by it).
+    ``offset`` ``(y, x)`` places the image's top-left corner; a negative one (or a ``scale`` above 1)
+    crops what falls off the canvas. Returns the canvas and the factor applied to the image (box
+    coordinates multiply by it, then add the offset).
 
     Example:
         >>> canvas, f = letterbox(torch.zeros(3, 50, 100, dtype=torch.uint8), 64)
         >>> tuple(canvas.shape), f
         ((3, 64, 64), 0.64)
+        >>> canvas, f = letterbox(torch.zeros(3, 50, 100, dtype=torch.uint8), 64, 1.5, (-10, -20))
+        >>> tuple(canvas.shape), f, int((canvas == 114).sum())  # resized to 48 x 96, its 38 x 64 crop shown
+        ((3, 64, 64), 0.96, 4992)
     """
     h, w = image.shape[-2:]
     f = size * scale / max(h, w)
     nh, nw = max(1, round(h * f)), max(1, round(w * f))
     resized = v2.functional.resize(image, [nh, nw], antialias=True) if (nh, nw) != (h, w) else image
     canvas = torch.full((3, size, size), 114, dtype=torch.uint8)  # YOLO's grey: neither black nor white
-    y0, x0 = offset
-    canvas[:, y0 : y0 + nh, x0 : x0 + nw] = resized[:, : size - y0, : size - x0]
+    (y0, x0), (cut_y, cut_x) = offset, (max(-offset[0], 0), max(-offset[1], 0))
+    top, left = max(y0, 0), max(x0, 0)
+    rows, cols = min(nh - cut_y, size - top), min(nw - cut_x, size - left)
+    if rows > 0 and cols > 0:
+        canvas[:, top : top + rows, left : left + cols] = resized[:, cut_y : cut_y + rows, cut_x : cut_x + cols]
     return canvas, f
 
 
@@ -107,14 +119,18 @@ class DetectionDataset(Dataset):
             s = float(torch.empty(()).uniform_(*self.scale))
             h, w = x.shape[-2:]
             f = self.imgsz * s / max(h, w)
+            # free room on the canvas, or (negative) how much of a zoomed-in image must be cut
             room = (self.imgsz - round(h * f), self.imgsz - round(w * f))
-            offset = (int(torch.randint(0, max(room[0], 0) + 1, ())), int(torch.randint(0, max(room[1], 0) + 1, ())))
+            offset = tuple(int(torch.randint(min(r, 0), max(r, 0) + 1, ())) for r in room)
             canvas, f = letterbox(x, self.imgsz, s, offset)
             moved = boxes[~crowd] * f + torch.tensor([offset[1], offset[0], offset[1], offset[0]], dtype=torch.float32)
             lab = labels[~crowd]
         canvas, moved = flip_square(canvas, moved, d4=self.d4)
+        area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
         moved = moved.clamp(0, self.imgsz)
-        ok = ((moved[:, 2:] - moved[:, :2]) >= 2).all(1)  # boxes mostly outside the canvas are gone
+        kept = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1]) >= KEEP_AREA * area
+        # boxes mostly outside the canvas are gone: under 2 px wide or high, or under KEEP_AREA of their area left
+        ok = ((moved[:, 2:] - moved[:, :2]) >= 2).all(1) & kept
         moved, lab = moved[ok], lab[ok]
         if self.colour is not None:
             canvas = self.colour(canvas)
@@ -155,7 +171,7 @@ def mosaic(parts, size: int, scale: tuple[float, float] = (0.5, 1.0)) -> tuple[t
         clipped = torch.stack([moved[:, 0].clamp(tx0, tx1), moved[:, 1].clamp(ty0, ty1),
                                moved[:, 2].clamp(tx0, tx1), moved[:, 3].clamp(ty0, ty1)], 1)  # fmt: skip
         area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
-        keep = area(clipped) >= 0.2 * area(moved).clamp(min=1e-6)
+        keep = area(clipped) >= KEEP_AREA * area(moved).clamp(min=1e-6)
         all_boxes.append(clipped[keep])
         all_labels.append(labels[keep])
     return canvas, torch.cat(all_boxes), torch.cat(all_labels)
@@ -222,7 +238,7 @@ def load_detect_data(cfg: Any, class_names: list[str] | None = None, mean=(0.485
         length = cfg.epoch_samples or max(len(items), MIN_EPOCH_SAMPLES)
         light = (cfg.augment or "light") != "none"
         train = DetectionDataset(len(items), partial(_files, items, cfg.max_pixels), size, mean, std, True, length,
-                                 [str(it.image) for it in items], scale=(0.5, 1.0) if light else (1.0, 1.0), colour=light,
+                                 [str(it.image) for it in items], scale=PHOTO_SCALE if light else (1.0, 1.0), colour=light,
                                  mosaic=cfg.mosaic)  # fmt: skip
         val = DetectionDataset(len(data.val), partial(_files, data.val, cfg.max_pixels), size, mean, std, False,
                                names=[str(it.image) for it in data.val])  # fmt: skip

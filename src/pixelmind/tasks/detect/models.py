@@ -172,7 +172,12 @@ class DecoupledHead(nn.Module):
         nn.init.zeros_(self.reg[-1].bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.cls(x), self.reg(x)
+        features = self.reg[:-1](x)
+        # The box output in float32 even under bf16 autocast: bf16 keeps 8 bits, so a log-distance is off by up
+        # to 0.4% and, once decoded, a coordinate above 256 px moves in 2-px steps, too coarse for mAP at IoU 0.95.
+        with torch.autocast(x.device.type, enabled=False):
+            reg = self.reg[-1](features.float())
+        return self.cls(x), reg
 
 
 def decode_boxes(log_ltrb: Tensor, stride: int, max_dist: float = 64.0) -> Tensor:
