@@ -37,9 +37,11 @@ def test_default_sizes_match_the_docstring():
     assert {n: round(c / 1e6, 2) for n, c in counts.items()} == {"pmdet_n": 2.0, "pmdet_s": 5.65, "pmdet_m": 13.95, "rtdetr": 7.41}
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS if n.startswith("pmdet")])  # rtdetr: test_rtdetr.py
+@pytest.mark.parametrize("name", [*(n for n in MODELS if n.startswith("pmdet")), "pmdet_n+spp"])  # rtdetr: test_rtdetr.py
 def test_forward_loss_backward_with_a_negative_image(name):
-    model = tiny(name).train()
+    name, _, spp = name.partition("+")
+    torch.manual_seed(0)
+    model = build_detector(name, 3, **TINY[name], spp=bool(spp)).train()
     x, targets = shapes_batch([0])
     x = torch.cat([x, torch.randn(1, 3, 64, 64)])
     targets.append(no_objects())
@@ -191,6 +193,7 @@ def test_unknown_name_and_options_raise_config_errors():
         ({"cls_loss": "focal"}, "cls_loss.*qfl"),
         ({"width": 0}, "width"),
         ({"neck_depth": -1}, "neck_depth"),
+        ({"spp": "yes"}, "spp"),
     ],
 )
 def test_bad_options_raise_config_errors(kwargs, match):

@@ -129,25 +129,46 @@ def _convs(width: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*(ConvBNAct(width, width) for _ in range(depth)))
 
 
+class SPPF(nn.Module):
+    """Fast spatial pyramid pooling (YOLOv5): halve the channels, max-pool 5x5 three times in a row (windows
+    of 5, 9 and 13 cells), concatenate the four maps and mix them back to ``width``: a receptive field over
+    most of a 416-px image at stride 32 for a few thousand parameters."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.reduce = ConvBNAct(width, width // 2, 1)
+        self.pool = nn.MaxPool2d(5, 1, 2)
+        self.mix = ConvBNAct(width // 2 * 4, width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        maps = [self.reduce(x)]
+        for _ in range(3):
+            maps.append(self.pool(maps[-1]))
+        return self.mix(torch.cat(maps, 1))
+
+
 class PAN(nn.Module):
     """Path aggregation neck (Liu et al. 2018): an FPN top-down pass, then a bottom-up one.
 
     Lateral 1x1 convolutions bring every level to ``width`` channels; each fusion adds the
     neighbour level (nearest 2x upsampling going down, a stride-2 3x3 convolution going up) and
     refines the sum with ``depth`` 3x3 convolutions. Sums, not YOLO's concatenations, keep every
-    level at ``width`` channels.
+    level at ``width`` channels. ``spp`` adds :class:`SPPF` to the coarsest level before the top-down pass.
     """
 
-    def __init__(self, in_channels: list[int], width: int, depth: int = 1) -> None:
+    def __init__(self, in_channels: list[int], width: int, depth: int = 1, spp: bool = False) -> None:
         super().__init__()
         n = len(in_channels)
         self.lateral = nn.ModuleList(ConvBNAct(c, width, 1) for c in in_channels)
+        self.spp = SPPF(width) if spp else None
         self.top_down = nn.ModuleList(_convs(width, depth) for _ in range(n - 1))
         self.down = nn.ModuleList(ConvBNAct(width, width, 3, 2) for _ in range(n - 1))
         self.bottom_up = nn.ModuleList(_convs(width, depth) for _ in range(n - 1))
 
     def forward(self, feats: list[Tensor]) -> list[Tensor]:
         x = [lat(f) for lat, f in zip(self.lateral, feats)]
+        if self.spp is not None:
+            x[-1] = self.spp(x[-1])
         for i in range(len(x) - 2, -1, -1):
             x[i] = self.top_down[i](x[i] + F.interpolate(x[i + 1], scale_factor=2.0, mode="nearest"))
         for i in range(1, len(x)):
@@ -222,6 +243,7 @@ class Detector(nn.Module):
         backbone: a timm model name with a feature pyramid reaching stride 32; random weights.
         width: channels of the neck and the heads.
         neck_depth: 3x3 convolutions after each PAN fusion.
+        spp: fast spatial pyramid pooling (:class:`SPPF`) on the stride-32 level of the neck.
         head_depth: 3x3 convolutions in each head branch.
         in_channels: image channels.
         topk, alpha, beta: task-aligned assignment (positives per object; score and IoU exponents).
@@ -236,6 +258,7 @@ class Detector(nn.Module):
         width: int = 64,
         neck_depth: int = 1,
         head_depth: int = 2,
+        spp: bool = False,
         in_channels: int = 3,
         topk: int = 10,
         alpha: float = 1.0,
@@ -264,7 +287,7 @@ class Detector(nn.Module):
                 f"backbone {backbone!r}: its last three feature levels have strides {reductions}; the "
                 f"detector needs {list(STRIDES)} (a CNN such as resnet18 or cs3darknet_s, not a plain ViT)"
             )
-        self.neck = PAN(self.backbone.feature_info.channels(), width, neck_depth)
+        self.neck = PAN(self.backbone.feature_info.channels(), width, neck_depth, spp)
         self.heads = nn.ModuleList(DecoupledHead(width, num_classes, head_depth) for _ in STRIDES)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -310,6 +333,8 @@ def _detector(name: str, num_classes: int, kwargs: dict[str, Any], **defaults: A
     for key in ("width", "head_depth", "topk", "in_channels"):
         if key in cfg and (not isinstance(cfg[key], int) or cfg[key] < 1):
             raise ConfigError(f"{key}: must be a positive integer, got {cfg[key]!r}")
+    if not isinstance(cfg.get("spp", False), bool):
+        raise ConfigError(f"spp: must be true or false, got {cfg['spp']!r}")
     if "neck_depth" in cfg and (not isinstance(cfg["neck_depth"], int) or cfg["neck_depth"] < 0):
         raise ConfigError(f"neck_depth: must be a non-negative integer, got {cfg['neck_depth']!r}")
     return Detector(num_classes, **cfg)
