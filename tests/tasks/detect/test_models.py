@@ -20,9 +20,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: a second thre
 
 
 
-def tiny(name: str, num_classes: int = 3):
+def tiny(name: str, num_classes: int = 3, **options):
     torch.manual_seed(0)
-    return build_detector(name, num_classes, **TINY[name])
+    return build_detector(name, num_classes, **{**TINY[name], **options})
 
 
 def test_registry_names_kinds_and_tiny_variants():
@@ -37,18 +37,21 @@ def test_default_sizes_match_the_docstring():
     assert {n: round(c / 1e6, 2) for n, c in counts.items()} == {"pmdet_n": 2.0, "pmdet_s": 5.65, "pmdet_m": 13.95, "rtdetr": 7.41}
 
 
-@pytest.mark.parametrize("name", [*(n for n in MODELS if n.startswith("pmdet")), "pmdet_n+spp"])  # rtdetr: test_rtdetr.py
+VARIANTS = {"spp": {"spp": True}, "dfl": {"box_bins": 16}}  # options on top of a tiny model
+
+
+@pytest.mark.parametrize("name", [*(n for n in MODELS if n.startswith("pmdet")), "pmdet_n+spp", "pmdet_n+dfl"])  # rtdetr: test_rtdetr.py
 def test_forward_loss_backward_with_a_negative_image(name):
-    name, _, spp = name.partition("+")
-    torch.manual_seed(0)
-    model = build_detector(name, 3, **TINY[name], spp=bool(spp)).train()
+    name, _, variant = name.partition("+")
+    model = tiny(name, **VARIANTS.get(variant, {})).train()
     x, targets = shapes_batch([0])
     x = torch.cat([x, torch.randn(1, 3, 64, 64)])
     targets.append(no_objects())
-    cls_logits, boxes = model(x)
+    cls_logits, boxes, *dists = model(x)
     assert cls_logits.shape == (2, 64 + 16 + 4, 3) and boxes.shape == (2, 84, 4)
-    losses = model.loss((cls_logits, boxes), targets, (64, 64))
-    assert set(losses) == {"loss", "loss_cls", "loss_box"}
+    assert [d.shape for d in dists] == ([(2, 84, 4, 16)] if variant == "dfl" else [])  # in training only
+    losses = model.loss((cls_logits, boxes, *dists), targets, (64, 64))
+    assert set(losses) == {"loss", "loss_cls", "loss_box", *(["loss_dfl"] if variant == "dfl" else [])}
     assert all(torch.isfinite(v) for v in losses.values()) and losses["loss_box"] > 0
     losses["loss"].backward()
     grads = [p.grad for p in model.parameters()]
@@ -129,10 +132,11 @@ def train_steps(model, x, targets, steps: int, lr: float = 1e-2) -> None:
         opt.step()
 
 
-@pytest.mark.parametrize("name", ["pmdet_n"])  # the three differ in sizes only
-def test_onnx_export_with_dynamic_shapes_matches_pytorch(name, tmp_path):
+@pytest.mark.parametrize("variant", ["", "dfl"])  # the three sizes differ in sizes only
+def test_onnx_export_with_dynamic_shapes_matches_pytorch(variant, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    model = tiny(name)
+    name = "pmdet_n"
+    model = tiny(name, **VARIANTS.get(variant, {}))
     x, targets = shapes_batch(range(4))
     train_steps(model, x, targets, steps=5)  # BatchNorm statistics and weights off their init
     model.eval()
@@ -162,9 +166,10 @@ def test_onnx_export_with_dynamic_shapes_matches_pytorch(name, tmp_path):
             assert torch.allclose(a["boxes"], b["boxes"], atol=1e-3) and torch.allclose(a["scores"], b["scores"], atol=1e-5)
 
 
-def test_tiny_model_overfits_four_shapes_images():  # about 5 s; seeds 0-3 reach recall 0.875-1.0 by step 60
+@pytest.mark.parametrize("variant", ["", "dfl"])
+def test_tiny_model_overfits_four_shapes_images(variant):  # about 5 s; seeds 0-3 reach recall 0.875-1.0 by step 60
     """The loss and the assignment work: a tiny detector learns to find the shapes of four images."""
-    model = tiny("pmdet_n")
+    model = tiny("pmdet_n", **VARIANTS.get(variant, {}))
     x, targets = shapes_batch(range(4))
     assert sum(len(t["labels"]) for t in targets) >= 6
     train_steps(model, x, targets, steps=120)
@@ -194,6 +199,7 @@ def test_unknown_name_and_options_raise_config_errors():
         ({"width": 0}, "width"),
         ({"neck_depth": -1}, "neck_depth"),
         ({"spp": "yes"}, "spp"),
+        ({"box_bins": 1}, "box_bins"),
     ],
 )
 def test_bad_options_raise_config_errors(kwargs, match):

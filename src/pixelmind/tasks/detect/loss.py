@@ -36,7 +36,7 @@ from pixelmind.tasks.detect.assign import anchor_points, task_aligned_assign
 
 ClsLoss = Literal["qfl", "vfl", "bce"]
 
-__all__ = ["ClsLoss", "classification_loss", "detection_loss", "distillation_loss", "pad_targets"]
+__all__ = ["ClsLoss", "classification_loss", "detection_loss", "distillation_loss", "distribution_focal_loss", "pad_targets"]
 
 
 def pad_targets(targets: Sequence[dict], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -90,6 +90,8 @@ def detection_loss(
     cls_loss: ClsLoss = "qfl",
     cls_weight: float = 1.0,
     box_weight: float = 2.0,
+    box_logits: Tensor | None = None,
+    dfl_weight: float = 0.25,
 ) -> dict[str, Tensor]:
     """Loss of a batch of raw outputs against per-image targets.
 
@@ -102,12 +104,16 @@ def detection_loss(
         topk, alpha, beta: task-aligned assignment settings (:func:`task_aligned_assign`).
         cls_loss: ``"qfl"``, ``"vfl"`` or ``"bce"`` (:func:`classification_loss`).
         cls_weight, box_weight: weights of the two terms in ``"loss"``.
+        box_logits: ``[B, A, 4, n]`` per-side distance distributions over ``0 .. n - 1`` strides, from a
+            detector that predicts them; adds the distribution focal loss (:func:`distribution_focal_loss`).
+        dfl_weight: its weight in ``"loss"`` (0.25 as in Generalized Focal Loss, beside GIoU at 2).
 
     Returns:
-        ``{"loss": weighted sum, "loss_cls": ..., "loss_box": ...}`` (unweighted parts), float32 scalars.
+        ``{"loss": weighted sum, "loss_cls": ..., "loss_box": ...}`` (unweighted parts; ``"loss_dfl"``
+        with ``box_logits``), float32 scalars.
     """
     cls_logits, boxes = cls_logits.float(), boxes.float()
-    points, _ = anchor_points(image_size, strides, cls_logits.device)
+    points, point_strides = anchor_points(image_size, strides, cls_logits.device)
     if points.shape[0] != cls_logits.shape[1]:
         raise ValueError(
             f"{cls_logits.shape[1]} predictions per image, but an input of {tuple(image_size)} with strides "
@@ -120,14 +126,46 @@ def detection_loss(
     norm = a.target_scores.sum().clamp(min=1.0)
     loss_cls = classification_loss(cls_logits, a.target_scores, cls_loss).sum() / norm
     fg = a.foreground
+    out: dict[str, Tensor] = {}
     if fg.any():
         weight = a.target_scores.sum(-1)[fg]
         giou = generalized_box_iou_loss(boxes[fg], a.target_boxes[fg], reduction="none")
         loss_box = (giou * weight).sum() / norm
-    else:
-        loss_box = boxes.sum() * 0.0  # keeps the graph (and DDP's gradient sync) whole
-    loss = cls_weight * loss_cls + box_weight * loss_box
-    return {"loss": loss, "loss_cls": loss_cls.detach(), "loss_box": loss_box.detach()}
+        if box_logits is not None:
+            where = points.expand(len(boxes), -1, -1)[fg]
+            target = a.target_boxes[fg]
+            ltrb = torch.cat([where - target[:, :2], target[:, 2:] - where], 1) / point_strides.expand(len(boxes), -1)[fg, None]
+            dfl = distribution_focal_loss(box_logits[fg].float(), ltrb)
+            out["loss_dfl"] = (dfl * weight).sum() / norm
+    else:  # zeros that keep the graph (and DDP's gradient sync) whole
+        loss_box = boxes.sum() * 0.0
+        if box_logits is not None:
+            out["loss_dfl"] = box_logits.sum() * 0.0
+    loss = cls_weight * loss_cls + box_weight * loss_box + dfl_weight * out.get("loss_dfl", 0.0)
+    return {"loss": loss, "loss_cls": loss_cls.detach(), "loss_box": loss_box.detach(),
+            **{k: v.detach() for k, v in out.items()}}  # fmt: skip
+
+
+def distribution_focal_loss(logits: Tensor, distances: Tensor) -> Tensor:
+    """Distribution focal loss (Li et al. 2020) of per-side distributions ``[P, 4, n]`` against distances ``[P, 4]``.
+
+    A distance ``d`` (in strides, clamped into ``[0, n - 1)``) between bins ``i`` and ``i + 1`` is the
+    two-bin target ``(i + 1 - d, d - i)``: the cross-entropy against it is least when the softmax puts
+    that mass on those two bins, whose expectation is then ``d``. Returns the mean over the four sides, ``[P]``.
+
+    Example:
+        >>> logits = torch.full((1, 4, 16), -20.0)
+        >>> logits[..., 3] = logits[..., 4] = 20.0  # half on 3, half on 4 strides
+        >>> [round(v, 3) for v in distribution_focal_loss(logits, torch.full((1, 4), 3.5)).tolist()]
+        [0.693]
+    """
+    n = logits.shape[-1]
+    d = distances.clamp(0, n - 1 - 1e-3)
+    left = d.floor().long()
+    to_right = d - left
+    logp = logits.log_softmax(-1)
+    at = lambda i: logp.gather(-1, i[..., None]).squeeze(-1)  # noqa: E731
+    return -(at(left) * (1 - to_right) + at(left + 1) * to_right).mean(-1)
 
 
 def distillation_loss(cls_logits: Tensor, boxes: Tensor, teacher_logits: Tensor, teacher_boxes: Tensor) -> tuple[Tensor, Tensor]:

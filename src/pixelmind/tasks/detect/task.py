@@ -184,7 +184,8 @@ class DetectTask(Task):
         from pixelmind.nn.distill import blend
         from pixelmind.tasks.detect.loss import distillation_loss
 
-        losses, (logits, boxes), core = self._task_losses(model, batch)
+        losses, raw, core = self._task_losses(model, batch)
+        logits, boxes = raw[:2]
         with torch.no_grad():
             teacher_logits, teacher_boxes = teacher(batch[0])
         if teacher_logits.shape != logits.shape:
