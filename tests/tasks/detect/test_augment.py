@@ -70,10 +70,9 @@ def test_letterbox_crops_a_zoomed_in_image_at_negative_offsets():
 
 def test_zoomed_in_training_samples_keep_boxes_on_their_objects_and_drop_cut_ones():
     img, box = white_square_image(40, (4, 4, 12, 12))  # one object near the top-left corner
+    img[:, 20:36, 24:36] = 255  # and a second one further in
     two = torch.cat([box, torch.tensor([[24.0, 20, 36, 36]])])
-    read = lambda i: (img2.permute(1, 2, 0).numpy(), two.numpy(), [0, 1], [False, False])  # noqa: E731
-    img2 = img.clone()
-    img2[:, 20:36, 24:36] = 255
+    read = lambda i: (img.permute(1, 2, 0).numpy(), two.numpy(), [0, 1], [False, False])  # noqa: E731
     ds = DetectionDataset(1, read, 64, (0.0,) * 3, (1.0,) * 3, train=True, scale=(1.5, 1.5), colour=False)
     kinds = set()
     for seed in range(30):

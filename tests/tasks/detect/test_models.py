@@ -132,7 +132,7 @@ def train_steps(model, x, targets, steps: int, lr: float = 1e-2) -> None:
         opt.step()
 
 
-@pytest.mark.parametrize("variant", ["", "dfl"])  # the three sizes differ in sizes only
+@pytest.mark.parametrize("variant", ["", "dfl"])  # pmdet_n only: the three sizes share the code
 def test_onnx_export_with_dynamic_shapes_matches_pytorch(variant, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     name = "pmdet_n"

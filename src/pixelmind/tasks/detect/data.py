@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision.ops import box_area
 from torchvision.transforms import v2
 
 from pixelmind.data.datasets import BadSample
@@ -127,11 +128,10 @@ class DetectionDataset(Dataset):
             moved = boxes[~crowd] * f + torch.tensor([offset[1], offset[0], offset[1], offset[0]], dtype=torch.float32)
             lab = labels[~crowd]
         canvas, moved = flip_square(canvas, moved, d4=self.d4)
-        area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
+        area = box_area(moved)
         moved = moved.clamp(0, self.imgsz)
-        kept = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1]) >= KEEP_AREA * area
         # boxes mostly outside the canvas are gone: under 2 px wide or high, or under KEEP_AREA of their area left
-        ok = ((moved[:, 2:] - moved[:, :2]) >= 2).all(1) & kept
+        ok = ((moved[:, 2:] - moved[:, :2]) >= 2).all(1) & (box_area(moved) >= KEEP_AREA * area)
         moved, lab = moved[ok], lab[ok]
         if self.colour is not None:
             canvas = self.colour(canvas)
@@ -171,8 +171,7 @@ def mosaic(parts, size: int, scale: tuple[float, float] = (0.5, 1.0)) -> tuple[t
         moved = boxes * f + torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
         clipped = torch.stack([moved[:, 0].clamp(tx0, tx1), moved[:, 1].clamp(ty0, ty1),
                                moved[:, 2].clamp(tx0, tx1), moved[:, 3].clamp(ty0, ty1)], 1)  # fmt: skip
-        area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
-        keep = area(clipped) >= KEEP_AREA * area(moved).clamp(min=1e-6)
+        keep = box_area(clipped) >= KEEP_AREA * box_area(moved).clamp(min=1e-6)
         all_boxes.append(clipped[keep])
         all_labels.append(labels[keep])
     return canvas, torch.cat(all_boxes), torch.cat(all_labels)
